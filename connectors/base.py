@@ -1,0 +1,229 @@
+"""The connector interface: what a CRM plugin provides to the pipeline.
+
+A connector knows one CRM's wire protocol and nothing of Siro. The pipeline
+asks it, per object, for four things:
+
+* ``default_models``: which Siro ``crmModelName`` (and aliases) map to which
+  link slot and CRM object;
+* ``object_schema``: the fields of an object, in the CRM-neutral
+  ``FieldSchema`` form that ``worker.coercion`` validates values against;
+* ``read``: the current values of many records (one request per object and
+  batch), so the pipeline can diff and never send a value the CRM already has;
+* ``write``: many record updates, each carrying all of its fields, with a
+  result per record and per field (partial success: one bad record or field
+  never sinks its siblings).
+
+Values cross this boundary in canonical Python form (see ``worker.coercion``);
+``encode`` turns one into what the CRM's JSON wants. Failures that concern a
+whole call raise a ``ConnectorError`` subclass; failures of one record or
+field are returned, never raised.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, ClassVar, Mapping, Sequence
+
+SLOTS = ("opportunity", "account", "contacts", "lead", "engagement", "users")
+"""The link slots of a Siro recording's ``crm`` block."""
+
+
+class FieldType(StrEnum):
+    """CRM-neutral field types; each connector maps its own types onto these."""
+
+    STRING = "string"  # single-line text, ids, emails, phones, urls
+    TEXT = "text"  # long / rich text
+    BOOLEAN = "boolean"
+    INTEGER = "integer"
+    NUMBER = "number"  # double, currency, percent
+    DATE = "date"
+    DATETIME = "datetime"
+    PICKLIST = "picklist"  # one value out of options
+    MULTIPICKLIST = "multipicklist"  # several values out of options
+    OTHER = "other"  # compound or binary types the service does not write
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a picklist / enumeration: ``value`` is what is sent."""
+
+    value: str
+    label: str
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class FieldSchema:
+    name: str  # the CRM's exact field / property name
+    type: FieldType
+    label: str = ""
+    writable: bool = True
+    # Why the field cannot be written (calculated, read-only, ...), for reports.
+    not_writable_reason: str | None = None
+    max_length: int | None = None  # text longer than this is invalid_value
+    options: tuple[Option, ...] = ()
+    restricted: bool = False  # a value outside ``options`` is invalid_value
+    precision: int | None = None  # total digits of a number, when the CRM limits it
+    scale: int | None = None  # digits after the decimal point
+    crm_type: str = ""  # the CRM's own type name, for messages
+
+
+@dataclass(frozen=True)
+class ObjectSchema:
+    name: str
+    fields: Mapping[str, FieldSchema]
+
+    def field(self, name: str) -> FieldSchema | None:
+        """The field called ``name``: exact match first, then case-insensitive."""
+        found = self.fields.get(name)
+        if found is not None:
+            return found
+        folded = name.casefold()
+        matches = [f for key, f in self.fields.items() if key.casefold() == folded]
+        return matches[0] if len(matches) == 1 else None
+
+
+@dataclass(frozen=True)
+class ModelTarget:
+    """Where a ``crmModelName`` goes: a link slot and a CRM object.
+
+    ``object`` is None when the connector cannot write that model at all
+    (outcome ``unsupported``).
+    """
+
+    slot: str
+    object: str | None
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """Why one field (or a whole record) was not written.
+
+    ``outcome`` is one of ``invalid_value``, ``not_writable``,
+    ``unknown_field`` or ``failed``; ``reason`` is the CRM's code and message.
+    """
+
+    outcome: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RecordState:
+    """The current values of one record, or why it could not be read."""
+
+    record_id: str
+    values: Mapping[str, Any] | None  # raw CRM values by field name; None when missing
+    error: FieldError | None = None  # set when values is None (deleted, malformed id, ...)
+
+
+@dataclass(frozen=True)
+class RecordWrite:
+    """One update of one record: every field goes in the same request."""
+
+    record_id: str
+    values: Mapping[str, Any]  # field name -> wire value (from ``Connector.encode``)
+
+
+@dataclass(frozen=True)
+class RecordWriteResult:
+    """What the CRM answered for one record.
+
+    Every field of the ``RecordWrite`` is in exactly one of ``written`` and
+    ``errors``.
+    """
+
+    record_id: str
+    written: frozenset[str] = frozenset()
+    errors: Mapping[str, FieldError] = field(default_factory=dict)
+
+
+class ConnectorError(Exception):
+    """A whole call failed. Messages never carry credentials."""
+
+
+class AuthError(ConnectorError):
+    """Credentials were rejected or expired and could not be renewed."""
+
+
+class TransientError(ConnectorError):
+    """Worth retrying later: rate limits, 5xx, timeouts, connection errors."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(ConnectorError):
+    """Retrying will not help (bad request the connector could not split, ...)."""
+
+
+class UnknownObject(ConnectorError):
+    """The CRM has no object (sObject / object type) of that name."""
+
+
+class Connector(abc.ABC):
+    """A CRM connection. One instance per configured connection.
+
+    ``options`` are the connection's keys from the config file (``${VAR}``
+    already expanded), for example ``instance_url`` and ``access_token``.
+    Constructing a connector must not do network I/O; the first call does.
+    """
+
+    name: ClassVar[str]
+    default_models: ClassVar[Mapping[str, ModelTarget]]
+    """Keys are lower-case ``crmModelName`` aliases."""
+    write_batch_size: ClassVar[int] = 100
+    """The most updates the pipeline hands ``write`` at once (the CRM's batch
+    limit), so that a retried call re-sends one batch, never an earlier one."""
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        self.options = dict(options)
+
+    @abc.abstractmethod
+    def object_schema(self, object_name: str) -> ObjectSchema:
+        """The fields of ``object_name``; cached by the connector. Raises UnknownObject."""
+
+    @abc.abstractmethod
+    def read(self, object_name: str, record_ids: Sequence[str], fields: Sequence[str]) -> dict[str, RecordState]:
+        """Current values of ``fields`` for each id, keyed by the id as given.
+
+        A record the CRM does not have (deleted, malformed id) gets a
+        ``RecordState`` with ``values=None`` and the CRM's reason; it never
+        fails the other ids.
+        """
+
+    @abc.abstractmethod
+    def write(self, object_name: str, updates: Sequence[RecordWrite]) -> list[RecordWriteResult]:
+        """Send the updates, batched as the CRM allows, one result per update."""
+
+    @abc.abstractmethod
+    def encode(self, field: FieldSchema, value: Any) -> Any:
+        """Turn a canonical value (``worker.coercion``) into the CRM's JSON value.
+
+        Canonical types: str, bool, int, Decimal, datetime.date,
+        datetime.datetime (aware, UTC), tuple[str, ...] for multi-selects, None.
+        """
+
+    def check(self) -> str:
+        """Verify the credentials; return a one-line, secret-free description."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release network resources."""
+
+
+def json_number(value: Decimal) -> int | float:
+    """A Decimal as the JSON number a CRM expects (int when integral)."""
+    if value == value.to_integral_value():
+        return int(value)
+    return float(value)
+
+
+def iso_datetime(value: dt.datetime) -> str:
+    """An aware datetime as ISO 8601 in UTC with milliseconds and a ``Z``."""
+    value = value.astimezone(dt.timezone.utc)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"

@@ -1,0 +1,8 @@
+"""Suite-wide fixtures: each module under tests/fixtures serves one party."""
+
+pytest_plugins = [
+    "tests.fixtures.salesforce",
+    "tests.fixtures.hubspot",
+    "tests.fixtures.siro",
+    "tests.fixtures.databases",
+]

@@ -1,0 +1,170 @@
+"""The ``writeback`` command line (DESIGN §3).
+
+Exit codes: 0 nothing failed; 1 some field ``failed`` or ``invalid_value``, or
+the recording does not exist; 2 usage, config or credential error, with one
+line on stderr and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from contextlib import ExitStack
+from typing import Sequence
+
+from rich.console import Console
+
+from worker import __version__
+from worker.errors import ConfigError, CredentialError, WritebackError
+from worker.ledger import Ledger
+from worker.pipeline import AUTH, ConnectorPool, Pipeline
+from worker.plan import RecordingReport
+from worker.redact import install_redaction
+from worker.report import render_report
+from worker.settings import Settings, load_settings
+from worker.siro_client import SiroAuthError, SiroClient, SiroError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="writeback", description="Write Siro's extracted values back into your CRM.")
+    parser.add_argument("--version", action="version", version=f"siro-writeback {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sync = commands.add_parser("sync", help="run the pipeline for one recording and print every field's outcome")
+    sync.add_argument("recording_id", metavar="RECORDING_ID")
+    sync.add_argument("--dry-run", action="store_true", help="read and plan, write nothing")
+    sync.add_argument("--json", action="store_true", help="print one JSON object")
+
+    commands.add_parser("check", help="validate the config and credentials (Siro, each CRM's schema)")
+
+    demo = commands.add_parser("demo", help="the whole service on local simulators, no credentials")
+    demo.add_argument("--json", action="store_true", help="print the reports as JSON lines")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.command == "demo":
+            from worker.demo import run_demo
+
+            return run_demo(as_json=args.json)
+        settings = load_settings()
+        install_redaction(settings)
+        if args.command == "sync":
+            return _sync(settings, args.recording_id, dry_run=args.dry_run, as_json=args.json)
+        if args.command == "check":
+            return _check(settings)
+    except (ConfigError, CredentialError) as exc:
+        print(f"writeback: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SiroAuthError as exc:
+        print(f"writeback: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except WritebackError as exc:
+        print(f"writeback: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    parser.error(f"unknown command {args.command}")
+    return EXIT_USAGE
+
+
+def open_pipeline(settings: Settings, stack: ExitStack, *, ledger: bool = True) -> Pipeline:
+    """A pipeline wired from settings; everything it opens is closed by ``stack``."""
+    if not settings.config.connections:
+        where = settings.config_path or "no config file (set WRITEBACK_CONFIG)"
+        raise ConfigError(f"no [[connections]] configured: {where}")
+    siro = stack.enter_context(SiroClient(settings.siro_api_url, settings.require_siro_token()))
+    pool = ConnectorPool(settings.config)
+    stack.callback(pool.close)
+    store = None
+    if ledger:
+        try:
+            store = Ledger.open(settings.database_url)
+        except Exception as exc:  # noqa: BLE001 - any driver error is a config problem here
+            raise ConfigError(f"WRITEBACK_DATABASE_URL: cannot open the ledger: {type(exc).__name__}") from None
+        stack.callback(store.close)
+    return Pipeline(settings.config, connectors=pool, siro=siro, ledger=store)
+
+
+def exit_code(report: RecordingReport) -> int:
+    if report.reason == AUTH:
+        return EXIT_USAGE
+    return EXIT_FAILED if report.has_failures else EXIT_OK
+
+
+def _sync(settings: Settings, recording_id: str, *, dry_run: bool, as_json: bool) -> int:
+    with ExitStack() as stack:
+        pipeline = open_pipeline(settings, stack)
+        try:
+            report = pipeline.sync(recording_id, dry_run=dry_run)
+        except SiroAuthError:
+            raise
+        except SiroError as exc:
+            report = RecordingReport(recording_id, "failed", reason=f"siro: {exc}")
+    if as_json:
+        print(json.dumps(report.to_json(), ensure_ascii=False))
+    else:
+        render_report(Console(), report, dry_run=dry_run)
+    if report.reason == AUTH:
+        print("writeback: the CRM rejected the credentials (see reason `auth` above)", file=sys.stderr)
+    return exit_code(report)
+
+
+def _check(settings: Settings) -> int:
+    console = Console()
+    problems = 0
+    with SiroClient(settings.siro_api_url, settings.require_siro_token()) as siro:
+        try:
+            who = siro.caller_identity()
+            console.print(f"[green]ok[/]   siro {settings.siro_api_url}: token {who.token_name!r} of organization {who.organization_id}")
+        except SiroError as exc:
+            console.print(f"[red]FAIL[/] siro {settings.siro_api_url}: {exc}")
+            problems += 1
+    if not settings.config.connections:
+        console.print("[red]FAIL[/] no [[connections]] configured")
+        return EXIT_USAGE
+    pool = ConnectorPool(settings.config)
+    try:
+        for connection in settings.config.connections:
+            problems += _check_connection(console, pool, connection)
+    finally:
+        pool.close()
+    return EXIT_USAGE if problems else EXIT_OK
+
+
+def _check_connection(console: Console, pool: ConnectorPool, connection) -> int:
+    from connectors.base import ConnectorError
+
+    name = connection.display_name
+    try:
+        connector = pool.get(connection)
+        console.print(f"[green]ok[/]   {name}: {connector.check()}")
+    except (ConnectorError, ConfigError, NotImplementedError) as exc:
+        console.print(f"[red]FAIL[/] {name}: {exc}")
+        return 1
+    problems = 0
+    objects = sorted({target.object for target in pool.model_map(connection).values() if target.object})
+    for object_name in objects:
+        try:
+            schema = connector.object_schema(object_name)
+            writable = sum(1 for f in schema.fields.values() if f.writable)
+            console.print(f"[green]ok[/]   {name}: {object_name} ({len(schema.fields)} fields, {writable} writable)")
+        except ConnectorError as exc:
+            console.print(f"[red]FAIL[/] {name}: {object_name}: {exc}")
+            problems += 1
+    return problems
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,394 @@
+"""The pipeline: fetch, resolve, validate, diff, write, record (DESIGN §1).
+
+Every trigger (``writeback sync``, and later the Celery tasks behind the
+scheduler and the webhook) runs this same code. ``Pipeline.process`` takes
+recordings already fetched (a list page carries them whole), so a batch of
+recordings is written with batched CRM calls: per connection and object, one
+schema lookup, one read of current values, and one write per CRM batch.
+
+Outcomes are what the CRM answered, never what we meant to send: a field is
+``written`` only when the connector reports the CRM accepted it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+from connectors import registry
+from connectors.base import (
+    AuthError,
+    Connector,
+    ConnectorError,
+    FieldSchema,
+    FieldType,
+    ObjectSchema,
+    RecordState,
+    RecordWrite,
+    UnknownObject,
+)
+from worker import coercion
+from worker.errors import ConfigError
+from worker.ledger import Ledger, OutcomeRow
+from worker.outcomes import Outcome
+from worker.plan import FieldReport, FieldWrite, RecordingReport, RecordUpdate, WritePlan, status_of
+from worker.resolver import resolve
+from worker.retry import RetryPolicy
+from worker.settings import ConnectionConfig, WritebackConfig
+from worker.siro_client import RecordingNotFound, SiroClient
+from worker.siro_models import Recording
+
+log = logging.getLogger(__name__)
+
+AUTH = "auth"
+
+
+class ConnectorPool:
+    """One connector instance per configured connection, built on first use."""
+
+    def __init__(
+        self,
+        config: WritebackConfig,
+        factory: Callable[[ConnectionConfig, type[Connector]], Connector] | None = None,
+    ) -> None:
+        self.config = config
+        self._factory = factory or (lambda connection, cls: cls(connection.options))
+        self._classes: dict[str, type[Connector]] = {}
+        self._instances: dict[str, Connector] = {}
+
+    def connector_class(self, connection: ConnectionConfig) -> type[Connector]:
+        cls = self._classes.get(connection.connector)
+        if cls is None:
+            try:
+                cls = registry.load(connection.connector)
+            except registry.UnknownConnector as exc:
+                raise ConfigError(f"connection {connection.display_name!r}: {exc}") from None
+            self._classes[connection.connector] = cls
+        return cls
+
+    def model_map(self, connection: ConnectionConfig) -> dict[str, Any]:
+        return connection.model_map(self.connector_class(connection).default_models)
+
+    def get(self, connection: ConnectionConfig) -> Connector:
+        name = connection.display_name
+        if name not in self._instances:
+            cls = self.connector_class(connection)
+            try:
+                self._instances[name] = self._factory(connection, cls)
+            except (ValueError, TypeError, KeyError) as exc:
+                raise ConfigError(f"connection {name!r}: {exc}") from None
+        return self._instances[name]
+
+    def close(self) -> None:
+        for connector in self._instances.values():
+            connector.close()
+        self._instances.clear()
+
+
+@dataclass
+class _Field:
+    """One planned field of one record as it moves through validate/diff/write."""
+
+    update: RecordUpdate
+    write: FieldWrite
+    schema: FieldSchema | None = None
+    value: Any = None  # canonical value once validated
+    previous: Any = None  # canonical current CRM value once read
+    coerced: bool = False
+    report: FieldReport | None = None  # set once the outcome is known
+
+    @property
+    def name(self) -> str:
+        return self.schema.name if self.schema else self.write.field
+
+    def decide(self, outcome: Outcome, reason: str | None = None) -> None:
+        self.report = FieldReport(
+            connection=self.update.connection,
+            object=self.update.object,
+            record_id=self.update.record_id,
+            field=self.name,
+            # Once coerced, the value shown is the one sent (or that would be).
+            value=self.value if self.coerced else self.write.value,
+            previous=self.previous,
+            outcome=outcome,
+            reason=reason,
+            extraction=self.write.extraction,
+        )
+
+
+@dataclass
+class _Batch:
+    """The fields of one (connection, object) to run through the CRM together."""
+
+    connection: ConnectionConfig
+    object: str
+    updates: list[RecordUpdate] = field(default_factory=list)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        config: WritebackConfig,
+        *,
+        connectors: ConnectorPool,
+        siro: SiroClient | None = None,
+        ledger: Ledger | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.config = config
+        self.connectors = connectors
+        self.siro = siro
+        self.ledger = ledger
+        self.retry = retry or RetryPolicy(
+            max_retries=config.retry.max_retries, base_s=config.retry.base_s, max_s=config.retry.max_s
+        )
+
+    # -- entry points -------------------------------------------------------
+
+    def sync(self, recording_id: str, *, dry_run: bool = False, trigger: str = "cli") -> RecordingReport:
+        """Fetch one recording from Siro and write it. Siro auth errors propagate."""
+        if self.siro is None:
+            raise RuntimeError("Pipeline.sync needs a Siro client")
+        try:
+            recording = self.siro.get_recording(recording_id)
+        except RecordingNotFound:
+            report = RecordingReport(recording_id, "failed", reason="not_found: Siro has no recording with this id")
+            self._record(report, trigger=trigger, dry_run=dry_run)
+            return report
+        return self.process([recording], dry_run=dry_run, trigger=trigger)[0]
+
+    def process(
+        self, recordings: Sequence[Recording], *, dry_run: bool = False, trigger: str = "cli"
+    ) -> list[RecordingReport]:
+        """Write recordings already fetched; one report per recording, in order."""
+        plans = [self._plan(recording) for recording in recordings]
+        lines: dict[int, list[FieldReport]] = {index: list(plan.decided) for index, plan in enumerate(plans)}
+        for batch, fields in self._batches(plans):
+            self._run_batch(batch, fields, dry_run=dry_run)
+            for index, item in fields:
+                assert item.report is not None
+                lines[index].append(item.report)
+
+        reports = []
+        for index, plan in enumerate(plans):
+            report = self._report(plan, lines[index])
+            self._record(report, trigger=trigger, dry_run=dry_run)
+            reports.append(report)
+        return reports
+
+    # -- stages ---------------------------------------------------------------
+
+    def _plan(self, recording: Recording) -> WritePlan:
+        link_id = recording.crm.integration_connection_id if recording.crm else None
+        connection = self.config.connection_for(link_id)
+        model_map = self.connectors.model_map(connection) if connection else {}
+        return resolve(recording, connection, model_map)
+
+    def _batches(self, plans: list[WritePlan]) -> Iterable[tuple[_Batch, list[tuple[int, _Field]]]]:
+        """Group every planned field by (connection, object), keeping plan order."""
+        grouped: dict[tuple[str, str], tuple[_Batch, list[tuple[int, _Field]]]] = {}
+        for index, plan in enumerate(plans):
+            if plan.connection is None:
+                continue
+            connection = next(c for c in self.config.connections if c.display_name == plan.connection)
+            for update in plan.updates:
+                key = (plan.connection, update.object.casefold())
+                if key not in grouped:
+                    grouped[key] = (_Batch(connection, update.object), [])
+                batch, fields = grouped[key]
+                batch.updates.append(update)
+                fields.extend((index, _Field(update, write)) for write in update.fields.values())
+        return grouped.values()
+
+    def _run_batch(self, batch: _Batch, fields: list[tuple[int, _Field]], *, dry_run: bool) -> None:
+        items = [item for _, item in fields]
+        try:
+            connector = self.connectors.get(batch.connection)
+            schema = self.retry.call(lambda: connector.object_schema(batch.object), f"schema of {batch.object}")
+        except UnknownObject as exc:
+            for item in items:
+                item.decide(Outcome.UNKNOWN_MODEL, f"the CRM has no object {batch.object!r}: {exc}")
+            return
+        except ConnectorError as exc:
+            _fail_all(items, exc)
+            return
+
+        for item in items:
+            _validate(item, schema)
+
+        # A record linked to several recordings of one batch is written in
+        # successive rounds, so each request carries one update per record.
+        for round_items in _rounds(item for item in items if item.report is None):
+            self._diff_and_write(connector, batch, round_items, dry_run=dry_run)
+
+    def _diff_and_write(self, connector: Connector, batch: _Batch, items: list[_Field], *, dry_run: bool) -> None:
+        if not items:
+            return
+        record_ids = list(dict.fromkeys(item.update.record_id for item in items))
+        field_names = sorted({item.name for item in items})
+        try:
+            states = self.retry.call(
+                lambda: connector.read(batch.object, record_ids, field_names), f"read of {batch.object}"
+            )
+        except ConnectorError as exc:
+            _fail_all(items, exc)
+            return
+
+        last_written: dict[tuple[str, str], Any] = {}
+        if self.ledger is not None and any(item.write.policy == "protect_edits" for item in items):
+            last_written = self.ledger.last_written(
+                batch.connection.display_name, batch.object, record_ids, field_names
+            )
+
+        to_send: dict[str, dict[str, _Field]] = {}
+        for item in items:
+            state = states.get(item.update.record_id)
+            if state is None or state.values is None:
+                reason = state.error.reason if state and state.error else "the CRM did not return this record"
+                item.decide(Outcome.FAILED, reason)
+                continue
+            assert item.schema is not None
+            item.previous = coercion.parse_current(_value_of(state, item.name), item.schema)
+            verdict = _diff(item, last_written)
+            if verdict is not None:
+                item.decide(*verdict)
+            elif dry_run:
+                item.decide(Outcome.PLANNED)
+            else:
+                to_send.setdefault(item.update.record_id, {})[item.name] = item
+
+        if to_send:
+            self._write(connector, batch, to_send)
+
+    def _write(self, connector: Connector, batch: _Batch, to_send: dict[str, dict[str, _Field]]) -> None:
+        writes = [
+            RecordWrite(record_id, {name: connector.encode(item.schema, item.value) for name, item in fields.items()})
+            for record_id, fields in to_send.items()
+        ]
+        size = max(1, connector.write_batch_size)
+        for start in range(0, len(writes), size):
+            chunk = writes[start : start + size]
+            try:
+                results = self.retry.call(lambda: connector.write(batch.object, chunk), f"write of {batch.object}")
+            except ConnectorError as exc:
+                _fail_all([item for w in chunk for item in to_send[w.record_id].values()], exc)
+                continue
+            by_id = {result.record_id: result for result in results}
+            for write in chunk:
+                result = by_id.get(write.record_id)
+                for name, item in to_send[write.record_id].items():
+                    if result is not None and name in result.written:
+                        item.decide(Outcome.WRITTEN)
+                    elif result is not None and name in result.errors:
+                        error = result.errors[name]
+                        item.decide(Outcome(error.outcome), error.reason)
+                    else:
+                        item.decide(Outcome.FAILED, "the CRM's answer did not mention this field")
+
+    # -- reports and ledger -----------------------------------------------------
+
+    def _report(self, plan: WritePlan, lines: list[FieldReport]) -> RecordingReport:
+        if plan.failed:
+            return RecordingReport(plan.recording_id, "failed", lines, reason=plan.failed)
+        if plan.skipped:
+            return RecordingReport(plan.recording_id, "skipped", lines, reason=plan.skipped)
+        if any(line.outcome is Outcome.FAILED and (line.reason or "").startswith(AUTH + ":") for line in lines):
+            return RecordingReport(plan.recording_id, "failed", lines, reason=AUTH)
+        return RecordingReport(plan.recording_id, status_of(lines), lines)
+
+    def _record(self, report: RecordingReport, *, trigger: str, dry_run: bool) -> None:
+        if self.ledger is None or dry_run:
+            return
+        run_id = self.ledger.start_run(report.recording_id, trigger=trigger, dry_run=dry_run)
+        rows = [
+            OutcomeRow(
+                connection=line.connection,
+                object=line.object,
+                record_id=line.record_id,
+                field=line.field,
+                value=coercion.to_json(line.value),
+                previous=coercion.to_json(line.previous),
+                outcome=str(line.outcome),
+                reason=line.reason,
+                extraction=line.extraction,
+            )
+            for line in report.fields
+        ]
+        self.ledger.record(run_id, report.recording_id, rows)
+        self.ledger.finish_run(run_id, report.status, report.reason)
+
+
+def _validate(item: _Field, schema: ObjectSchema) -> None:
+    """Settle the CRM field and the canonical value, or decide the outcome."""
+    found = schema.field(item.write.field)
+    if found is None:
+        item.decide(Outcome.UNKNOWN_FIELD, f"{schema.name} has no field {item.write.field!r}")
+        return
+    item.schema = found
+    if not found.writable:
+        item.decide(Outcome.NOT_WRITABLE, found.not_writable_reason or "the CRM does not allow updates")
+        return
+    if found.type is FieldType.OTHER:
+        item.decide(Outcome.NOT_WRITABLE, f"fields of type {found.crm_type or 'other'} are not written")
+        return
+    try:
+        item.value = coercion.coerce(item.write.value, found)
+        item.coerced = True
+    except coercion.InvalidValue as exc:
+        item.decide(Outcome.INVALID_VALUE, str(exc))
+
+
+def _diff(item: _Field, last_written: dict[tuple[str, str], Any]) -> tuple[Outcome, str | None] | None:
+    """The outcome decided by comparing with the CRM, or None to write."""
+    assert item.schema is not None
+    if coercion.same_value(item.previous, item.value, item.schema):
+        return Outcome.UNCHANGED, None
+    policy = item.write.policy
+    if policy == "fill_empty" and not coercion.is_empty(item.previous):
+        return Outcome.SKIPPED_POLICY, "fill_empty: the CRM field already has a value"
+    if policy == "protect_edits":
+        key = (item.update.record_id, item.name.casefold())
+        if key not in last_written:
+            if not coercion.is_empty(item.previous):
+                return Outcome.SKIPPED_POLICY, "edited: the CRM field has a value we did not write"
+        else:
+            ours = coercion.parse_current(last_written[key], item.schema)
+            if not coercion.same_value(item.previous, ours, item.schema):
+                return Outcome.SKIPPED_POLICY, "edited: the CRM field changed since our last write"
+    return None
+
+
+def _rounds(items: Iterable[_Field]) -> list[list[_Field]]:
+    rounds: list[list[_Field]] = []
+    owner: dict[tuple[str, int], str] = {}
+    for item in items:
+        record = item.update.record_id
+        recording = item.update.recording_id
+        # Fields of the same recording on the same record share a round.
+        for index in range(len(rounds) + 1):
+            holder = owner.get((record, index))
+            if holder is None or holder == recording:
+                break
+        if index == len(rounds):
+            rounds.append([])
+        owner[(record, index)] = recording
+        rounds[index].append(item)
+    return rounds
+
+
+def _value_of(state: RecordState, name: str) -> Any:
+    assert state.values is not None
+    if name in state.values:
+        return state.values[name]
+    folded = name.casefold()
+    for key, value in state.values.items():
+        if key.casefold() == folded:
+            return value
+    return None
+
+
+def _fail_all(items: Iterable[_Field], exc: ConnectorError) -> None:
+    prefix = AUTH if isinstance(exc, AuthError) else "failed"
+    for item in items:
+        item.decide(Outcome.FAILED, f"{prefix}: {exc}")

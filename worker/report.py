@@ -1,0 +1,60 @@
+"""Human-readable rendering of recording reports (``rich`` tables)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from worker.outcomes import Outcome
+from worker.plan import RecordingReport
+
+_STYLE = {
+    Outcome.WRITTEN: "green",
+    Outcome.PLANNED: "cyan",
+    Outcome.UNCHANGED: "dim",
+    Outcome.FAILED: "bold red",
+    Outcome.INVALID_VALUE: "red",
+    Outcome.CONFLICT: "yellow",
+}
+
+
+def _cell(value: Any, limit: int = 40) -> str:
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def report_table(reports: Sequence[RecordingReport], *, title: str | None = None) -> Table:
+    table = Table(title=title, show_lines=False, expand=False)
+    for column in ("recording", "connection", "record", "field", "value", "previous", "outcome", "reason"):
+        table.add_column(column, overflow="fold")
+    for report in reports:
+        if not report.fields:
+            table.add_row(report.recording_id, "", "", "", "", "", report.status, report.reason or "")
+        for line in report.fields:
+            record = f"{line.object or ''} {line.record_id or ''}".strip()
+            style = _STYLE.get(line.outcome, "")
+            table.add_row(
+                report.recording_id,
+                line.connection or "",
+                record,
+                line.field or "",
+                _cell(line.to_json()["value"]),
+                _cell(line.to_json()["previous"]),
+                f"[{style}]{line.outcome}[/]" if style else str(line.outcome),
+                _cell(line.reason, 60),
+            )
+    return table
+
+
+def render_report(console: Console, report: RecordingReport, *, dry_run: bool = False) -> None:
+    title = f"recording {report.recording_id}: {report.status}" + (" (dry run)" if dry_run else "")
+    if report.reason:
+        title += f" ({report.reason})"
+    console.print(report_table([report], title=title))
+    counts = ", ".join(f"{count} {outcome}" for outcome, count in sorted(report.counts().items()))
+    console.print(counts or "no fields planned")

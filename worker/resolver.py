@@ -1,0 +1,160 @@
+"""The resolver: a recording and a connection in, a write plan out (DESIGN §2).
+
+Pure: no I/O, no clock, no CRM. Every ``(extraction, mapping)`` pair becomes
+either a planned field write on each CRM record its model points at, or a
+``FieldReport`` saying why not. Checks run in this order for each pair:
+
+1. ``unknown_model``: the model is not in the connector's map (nor the config's);
+2. ``unsupported``: the connector knows the model but cannot write it;
+3. ``skipped_policy`` (reason ``deny``): the object's field is on the deny list;
+4. ``unlinked``: the model's slot holds no record on this recording;
+5. ``null_value``: the value is null and ``write_nulls`` is off, or another
+   extraction gives the same field a value;
+6. ``conflict``: extractions give different values for one field of one record.
+
+Equal values from several extractions make one write that names them all.
+Field names are matched case-insensitively (Salesforce's are; HubSpot's are
+lower-case), the CRM's exact spelling is settled at validation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from connectors.base import ModelTarget
+from worker.coercion import comparable, is_null
+from worker.outcomes import Outcome
+from worker.plan import FieldReport, FieldWrite, RecordUpdate, WritePlan
+from worker.settings import ConnectionConfig
+from worker.siro_models import Recording
+
+SKIP_NOT_LINKED = "not_linked"
+SKIP_DELETED = "deleted"
+SKIP_NOTHING_MAPPED = "nothing_mapped"
+FAIL_NO_CONNECTION = "no_connection"
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    object: str
+    record_id: str
+    field: str
+    value: Any
+    extraction: str
+    policy: str
+
+
+def resolve(
+    recording: Recording,
+    connection: ConnectionConfig | None,
+    model_map: Mapping[str, ModelTarget],
+) -> WritePlan:
+    """Plan the writes of one recording for one connection.
+
+    ``model_map`` is the connector's default map merged with the connection's
+    overrides (``ConnectionConfig.model_map``), keyed by folded model name.
+    """
+    pairs = [
+        (extraction, mapping)
+        for extraction in recording.entity_extractions or []
+        for mapping in extraction.mappings or []
+    ]
+    if recording.deleted:
+        return WritePlan(recording.id, None, skipped=SKIP_DELETED)
+    if recording.crm is None:
+        return WritePlan(recording.id, None, skipped=SKIP_NOT_LINKED)
+    if not pairs:
+        return WritePlan(recording.id, connection.display_name if connection else None, skipped=SKIP_NOTHING_MAPPED)
+    if connection is None:
+        plan = WritePlan(recording.id, None, failed=FAIL_NO_CONNECTION)
+        reason = f"no connection is configured for integrationConnectionId {recording.crm.integration_connection_id!r}"
+        for extraction, mapping in pairs:
+            plan.decided.append(
+                FieldReport(None, mapping.crm_model_name, None, mapping.crm_field_name, extraction.value, None,
+                            Outcome.FAILED, f"{FAIL_NO_CONNECTION}: {reason}", extraction.name)
+            )
+        return plan
+
+    name = connection.display_name
+    rules = connection.fields
+    plan = WritePlan(recording.id, name)
+    candidates: list[_Candidate] = []
+
+    def decide(object_name: str | None, record_id: str | None, field_name: str | None, value: Any,
+               outcome: Outcome, reason: str | None, extraction: str) -> None:
+        plan.decided.append(FieldReport(name, object_name, record_id, field_name, value, None, outcome, reason, extraction))
+
+    for extraction, mapping in pairs:
+        model, field_name = mapping.crm_model_name, mapping.crm_field_name
+        if not model:
+            decide(None, None, field_name, extraction.value, Outcome.UNKNOWN_MODEL, "mapping has no crmModelName", extraction.name)
+            continue
+        target = model_map.get(model.strip().casefold())
+        if target is None:
+            decide(None, None, field_name, extraction.value, Outcome.UNKNOWN_MODEL,
+                   f"model {model!r} is not in the {connection.connector} model map", extraction.name)
+            continue
+        if target.object is None:
+            decide(None, None, field_name, extraction.value, Outcome.UNSUPPORTED,
+                   f"{connection.connector} cannot write model {model!r}", extraction.name)
+            continue
+        if not field_name or not field_name.strip():
+            decide(target.object, None, field_name, extraction.value, Outcome.UNKNOWN_FIELD,
+                   "mapping has no crmFieldName", extraction.name)
+            continue
+        field_name = field_name.strip()
+        if rules.denies(target.object, field_name):
+            decide(target.object, None, field_name, extraction.value, Outcome.SKIPPED_POLICY, "deny", extraction.name)
+            continue
+        links = recording.crm.slot(target.slot)
+        if connection.slots.get(target.slot) == "first":
+            links = links[:1]
+        if not links:
+            decide(target.object, None, field_name, extraction.value, Outcome.UNLINKED,
+                   f"no {target.slot} linked to the recording", extraction.name)
+            continue
+        policy = rules.policy_for(target.object, field_name)
+        for link in links:
+            candidates.append(_Candidate(target.object, str(link.external_id), field_name, extraction.value,
+                                         extraction.name, policy))
+
+    _merge(plan, candidates, write_nulls=rules.write_nulls, decide=decide)
+    return plan
+
+
+def _merge(plan: WritePlan, candidates: list[_Candidate], *, write_nulls: bool, decide: Any) -> None:
+    """Group candidates by record and field; equal values merge, different ones conflict."""
+    groups: dict[tuple[str, str, str], list[_Candidate]] = {}
+    for candidate in candidates:
+        key = (candidate.object.casefold(), candidate.record_id, candidate.field.casefold())
+        groups.setdefault(key, []).append(candidate)
+
+    updates: dict[tuple[str, str], RecordUpdate] = {}
+    for (_, record_id, field_key), group in groups.items():
+        first = group[0]
+        valued = [c for c in group if not is_null(c.value)]
+        nulls = [c for c in group if is_null(c.value)]
+        if valued or not write_nulls:
+            for c in nulls:
+                reason = "another extraction gives this field a value" if valued else "the extracted value is null"
+                decide(c.object, c.record_id, c.field, c.value, Outcome.NULL_VALUE, reason, c.extraction)
+            chosen = valued
+        else:
+            chosen = nulls  # write_nulls: a lone null clears the field
+        if not chosen:
+            continue
+        distinct = {comparable(c.value) for c in chosen}
+        if len(distinct) > 1:
+            names = ", ".join(sorted({c.extraction for c in chosen}))
+            for c in chosen:
+                decide(c.object, c.record_id, c.field, c.value, Outcome.CONFLICT,
+                       f"extractions disagree on {c.object}.{c.field}: {names}", c.extraction)
+            continue
+        update = updates.get((first.object.casefold(), record_id))
+        if update is None:
+            update = RecordUpdate(plan.recording_id, plan.connection or "", first.object, record_id)
+            updates[(first.object.casefold(), record_id)] = update
+            plan.updates.append(update)
+        extractions = tuple(dict.fromkeys(c.extraction for c in chosen))
+        update.fields[field_key] = FieldWrite(first.field, chosen[0].value, extractions, first.policy)

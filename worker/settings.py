@@ -1,0 +1,249 @@
+"""Settings: the environment (DESIGN §3) and the TOML config file.
+
+Everything an operator can set is read here and nowhere else. Secrets come
+from the environment or from ``NAME_FILE`` (a path whose content is the
+secret); ``${VAR}`` in the config file is expanded from the environment and an
+unset variable is a ``ConfigError`` naming it. Problems surface as one-line
+``ConfigError`` messages that name the key, never a secret's value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from connectors.base import SLOTS, ModelTarget
+from worker.errors import ConfigError
+
+DEFAULT_SIRO_API_URL = "https://functions.siro.ai/api-externalApi"
+DEFAULT_CONFIG_PATH = "config/writeback.toml"
+DEFAULT_BROKER_URL = "redis://localhost:6379/0"
+DEFAULT_DATABASE_URL = "sqlite:///writeback.db"
+
+Policy = Literal["overwrite", "fill_empty", "protect_edits"]
+SlotMode = Literal["all", "first"]
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelOverride(_Strict):
+    slot: Literal["opportunity", "account", "contacts", "lead", "engagement", "users"]
+    object: str | None = None  # None: the model is known but not writable (outcome unsupported)
+
+
+class FieldRules(_Strict):
+    deny: list[str] = Field(default_factory=list)  # "Object.Field", never written
+    write_nulls: bool = False
+    policy: dict[str, Policy] = Field(default_factory=dict)  # "Object.Field" -> policy
+
+    @field_validator("deny")
+    @classmethod
+    def _object_dot_field(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if "." not in entry:
+                raise ValueError(f"deny entry {entry!r} must be Object.Field")
+        return value
+
+    def denies(self, object_name: str, field_name: str) -> bool:
+        key = f"{object_name}.{field_name}".casefold()
+        return any(entry.casefold() == key for entry in self.deny)
+
+    def policy_for(self, object_name: str, field_name: str) -> Policy:
+        key = f"{object_name}.{field_name}".casefold()
+        for entry, policy in self.policy.items():
+            if entry.casefold() == key:
+                return policy
+        return "overwrite"
+
+
+class RateLimit(_Strict):
+    requests: int | None = None
+    per_s: float | None = None
+    concurrency: int | None = None
+
+
+class ConnectionConfig(BaseModel):
+    """One ``[[connections]]`` table. Keys not listed here go to the connector."""
+
+    model_config = ConfigDict(extra="allow")
+
+    integration_connection_id: str = "*"
+    connector: str
+    name: str | None = None
+    models: dict[str, ModelOverride] = Field(default_factory=dict)
+    fields: FieldRules = Field(default_factory=FieldRules)
+    slots: dict[str, SlotMode] = Field(default_factory=dict)
+    rate_limit: RateLimit | None = None
+
+    @field_validator("slots")
+    @classmethod
+    def _known_slots(cls, value: dict[str, str]) -> dict[str, str]:
+        for slot in value:
+            if slot not in SLOTS:
+                raise ValueError(f"unknown slot {slot!r} (slots: {', '.join(SLOTS)})")
+        return value
+
+    @property
+    def display_name(self) -> str:
+        """The report's ``connection``: ``name``, defaulting to the connector's name."""
+        return self.name or self.connector
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The connector's own keys (instance_url, access_token, ...)."""
+        return dict(self.model_extra or {})
+
+    def model_map(self, defaults: Mapping[str, ModelTarget]) -> dict[str, ModelTarget]:
+        """The connector's default model map with this connection's overrides."""
+        merged = {alias.casefold(): target for alias, target in defaults.items()}
+        for alias, override in self.models.items():
+            merged[alias.casefold()] = ModelTarget(slot=override.slot, object=override.object)
+        return merged
+
+
+class PollConfig(_Strict):
+    interval_s: float = 60
+    lookback_h: float = 24
+    overlap_s: float = 60
+    page_size: int = Field(default=100, ge=1, le=100)
+
+
+class RetryConfig(_Strict):
+    max_retries: int = Field(default=8, ge=0)
+    base_s: float = Field(default=2, ge=0)
+    max_s: float = Field(default=60, ge=0)
+
+
+class WritebackConfig(_Strict):
+    connections: list[ConnectionConfig] = Field(default_factory=list)
+    poll: PollConfig = Field(default_factory=PollConfig)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+
+    @field_validator("connections")
+    @classmethod
+    def _unique(cls, value: list[ConnectionConfig]) -> list[ConnectionConfig]:
+        names = [c.display_name for c in value]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"two connections are named {name!r}: give each a distinct `name`")
+        ids = [c.integration_connection_id for c in value]
+        for ident in ids:
+            if ids.count(ident) > 1:
+                raise ValueError(f"two connections claim integration_connection_id {ident!r}")
+        return value
+
+    def connection_for(self, integration_connection_id: str | None) -> ConnectionConfig | None:
+        """The connection for a recording: exact id first, then ``"*"``."""
+        for connection in self.connections:
+            if integration_connection_id and connection.integration_connection_id == integration_connection_id:
+                return connection
+        for connection in self.connections:
+            if connection.integration_connection_id == "*":
+                return connection
+        return None
+
+
+@dataclass
+class Settings:
+    """The environment plus the parsed config file."""
+
+    siro_api_url: str = DEFAULT_SIRO_API_URL
+    siro_api_token: SecretStr | None = None
+    config_path: str | None = None
+    broker_url: str = DEFAULT_BROKER_URL
+    database_url: str = DEFAULT_DATABASE_URL
+    webhook_secret: SecretStr | None = None
+    redis_url: str = DEFAULT_BROKER_URL
+    config: WritebackConfig = field(default_factory=WritebackConfig)
+
+    def require_siro_token(self) -> str:
+        if self.siro_api_token is None:
+            raise ConfigError("SIRO_API_TOKEN is not set (nor SIRO_API_TOKEN_FILE)")
+        return self.siro_api_token.get_secret_value()
+
+
+def secret_from_env(name: str, env: Mapping[str, str]) -> str | None:
+    """``NAME`` from the environment, or the content of the file ``NAME_FILE``."""
+    value = env.get(name)
+    if value:
+        return value
+    path = env.get(f"{name}_FILE")
+    if not path:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+
+
+def expand_vars(value: Any, env: Mapping[str, str], where: str = "") -> Any:
+    """Replace ``${VAR}`` in every string of a parsed TOML tree."""
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            found = secret_from_env(name, env)
+            if found is None:
+                raise ConfigError(f"config {where or 'value'} uses ${{{name}}} but {name} is not set")
+            return found
+
+        return _VAR.sub(substitute, value)
+    if isinstance(value, list):
+        return [expand_vars(item, env, f"{where}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        return {key: expand_vars(item, env, f"{where}.{key}" if where else key) for key, item in value.items()}
+    return value
+
+
+def parse_config(raw: Mapping[str, Any], env: Mapping[str, str], source: str = "config") -> WritebackConfig:
+    expanded = expand_vars(dict(raw), env)
+    try:
+        return WritebackConfig.model_validate(expanded)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        location = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        # pydantic's message never includes the input value here, so no secret leaks.
+        raise ConfigError(f"{source}: {location}: {first['msg']}") from None
+
+
+def load_config_file(path: str | os.PathLike[str], env: Mapping[str, str]) -> WritebackConfig:
+    try:
+        with open(path, "rb") as handle:
+            raw = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    return parse_config(raw, env, source=str(path))
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read the environment and the config file it points at."""
+    env = os.environ if env is None else env
+    token = secret_from_env("SIRO_API_TOKEN", env)
+    secret = secret_from_env("WRITEBACK_WEBHOOK_SECRET", env)
+    broker = secret_from_env("WRITEBACK_BROKER_URL", env) or DEFAULT_BROKER_URL
+    config_path = env.get("WRITEBACK_CONFIG")
+    if not config_path and Path(DEFAULT_CONFIG_PATH).is_file():
+        config_path = DEFAULT_CONFIG_PATH
+    config = load_config_file(config_path, env) if config_path else WritebackConfig()
+    return Settings(
+        siro_api_url=(env.get("SIRO_API_URL") or DEFAULT_SIRO_API_URL).rstrip("/"),
+        siro_api_token=SecretStr(token) if token else None,
+        config_path=config_path,
+        broker_url=broker,
+        database_url=secret_from_env("WRITEBACK_DATABASE_URL", env) or DEFAULT_DATABASE_URL,
+        webhook_secret=SecretStr(secret) if secret else None,
+        redis_url=secret_from_env("WRITEBACK_REDIS_URL", env) or broker,
+        config=config,
+    )
