@@ -115,7 +115,10 @@ def _sync(settings: Settings, recording_id: str, *, dry_run: bool, as_json: bool
     if as_json:
         print(json.dumps(report.to_json(), ensure_ascii=False))
     else:
-        render_report(Console(), report, dry_run=dry_run)
+        console = Console()
+        if not console.is_terminal:
+            console.width = 160
+        render_report(console, report, dry_run=dry_run)
     if report.reason == AUTH:
         print("writeback: the CRM rejected the credentials (see reason `auth` above)", file=sys.stderr)
     return exit_code(report)

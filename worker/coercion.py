@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Iterable
 
 from connectors.base import FieldSchema, FieldType, Option
@@ -36,6 +36,9 @@ _FALSE = frozenset({"false", "no", "n", "0"})
 _PLAIN_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _GROUPED_NUMBER = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
 _EPOCH_MS = re.compile(r"^\d{10,14}$")
+# No CRM stores a number beyond a double's range; refusing larger ones early
+# also keeps int() and quantize() from working on absurd exponents ("1e999999999").
+_MAX_DIGITS = 309
 _TEXT_TYPES = (FieldType.STRING, FieldType.TEXT)
 
 
@@ -71,9 +74,11 @@ def coerce(value: Any, field: FieldSchema) -> Any:
         return int(number)
     if kind is FieldType.NUMBER:
         number = _coerce_decimal(value)
-        if field.scale is not None:
-            number = number.quantize(Decimal(1).scaleb(-field.scale), rounding=ROUND_HALF_UP)
         _check_range(number, field)
+        if field.scale is not None:
+            # Rounded as the CRM stores it, so next sync's read compares equal.
+            number = _round(number, field.scale)
+            _check_range(number, field)  # 999.999 rounds to 1000.00
         return number
     if kind is FieldType.DATE:
         return _coerce_date(value)
@@ -88,6 +93,8 @@ def coerce(value: Any, field: FieldSchema) -> Any:
         return _match_option(_scalar_text(value), field)
     if kind is FieldType.MULTIPICKLIST:
         items = _split_multi(value)
+        if not items:
+            return None  # only separators (" ; "): as null as an empty list
         matched: list[str] = []
         for item in items:
             option = _match_option(item, field)
@@ -108,11 +115,11 @@ def parse_current(raw: Any, field: FieldSchema) -> Any:
         if kind in (FieldType.INTEGER, FieldType.NUMBER):
             return _coerce_decimal(raw)
         if kind is FieldType.DATE:
-            if isinstance(raw, (int, float)) or (isinstance(raw, str) and _EPOCH_MS.match(raw)):
+            if _is_epoch(raw):
                 return dt.datetime.fromtimestamp(int(raw) / 1000, dt.timezone.utc).date()
             return _coerce_date(raw)
         if kind is FieldType.DATETIME:
-            if isinstance(raw, (int, float)) or (isinstance(raw, str) and _EPOCH_MS.match(raw)):
+            if _is_epoch(raw):
                 return _to_millis(dt.datetime.fromtimestamp(int(raw) / 1000, dt.timezone.utc))
             return _coerce_datetime(raw)
         if kind is FieldType.MULTIPICKLIST:
@@ -120,6 +127,13 @@ def parse_current(raw: Any, field: FieldSchema) -> Any:
         return raw if isinstance(raw, str) else _scalar_text(raw)
     except InvalidValue:
         return raw
+
+
+def _is_epoch(raw: Any) -> bool:
+    """HubSpot's epoch milliseconds, as a number or a string of digits (a bool is neither)."""
+    if isinstance(raw, bool):
+        return False
+    return isinstance(raw, (int, float)) or (isinstance(raw, str) and bool(_EPOCH_MS.match(raw)))
 
 
 def same_value(current: Any, new: Any, field: FieldSchema) -> bool:
@@ -174,20 +188,36 @@ def comparable(value: Any) -> Any:
     if isinstance(value, bool):
         return ("bool", value)
     if isinstance(value, (int, float, Decimal)):
-        try:
-            return ("num", Decimal(str(value)).normalize())
-        except InvalidOperation:
-            return ("str", str(value))
+        return _comparable_number(Decimal(repr(value)) if isinstance(value, float) else Decimal(value))
     if isinstance(value, str):
         text = value.strip()
-        if _PLAIN_NUMBER.match(text):
-            return ("num", Decimal(text).normalize())
+        # Numeric strings as coerce() reads them, grouping included ("12,500").
+        digits = text.replace(",", "") if _GROUPED_NUMBER.match(text) else text
+        if _PLAIN_NUMBER.match(digits):
+            return _comparable_number(Decimal(digits))
         return ("str", text)
     if isinstance(value, (list, tuple)):
         return ("list", tuple(comparable(item) for item in value))
     if isinstance(value, dict):
         return ("dict", tuple(sorted((str(k), comparable(v)) for k, v in value.items())))
     return ("other", repr(value))
+
+
+def _comparable_number(number: Decimal) -> tuple[str, Any]:
+    """A number's exact value as a hashable key: 12500, 12500.0 and 1.25E+4 agree.
+
+    Built from the digits rather than ``normalize()``, which rounds to the
+    context's 28 digits and overflows on exponents like 1e999999999.
+    """
+    if not number.is_finite():
+        # NaN never equals itself; keyed by text so two NaNs (or infinities) agree.
+        return ("nonfinite", str(number))
+    if not number:
+        return ("num", (0, "0", 0))
+    sign, digits, exponent = number.as_tuple()
+    text = "".join(map(str, digits))
+    stripped = text.rstrip("0")
+    return ("num", (sign, stripped, exponent + len(text) - len(stripped)))
 
 
 # -- helpers ---------------------------------------------------------------
@@ -254,6 +284,8 @@ def _coerce_decimal(value: Any) -> Decimal:
         raise InvalidValue(f"{_show(value)} is not a number")
     if not number.is_finite():
         raise InvalidValue(f"{_show(value)} is not a finite number")
+    if number and number.adjusted() >= _MAX_DIGITS:
+        raise InvalidValue(f"{_show(value)} is too large for a CRM number")
     return number
 
 
@@ -261,9 +293,22 @@ def _check_range(number: Decimal, field: FieldSchema) -> None:
     if field.precision is None:
         return
     integer_digits = field.precision - (field.scale or 0)
-    whole = abs(number.to_integral_value(rounding="ROUND_DOWN"))
-    if whole and len(str(whole)) > integer_digits:
-        raise InvalidValue(f"{number} has more than {integer_digits} digits before the decimal point")
+    whole = number.to_integral_value(rounding=ROUND_DOWN).copy_abs()  # abs() would round to 28 digits
+    # Count digits with adjusted(), not len(str()): str() of 1E+20 is 5 characters.
+    if whole and whole.adjusted() + 1 > integer_digits:
+        raise InvalidValue(f"{_show(_plain(number))} has more than {integer_digits} digits before the decimal point")
+
+
+def _round(number: Decimal, scale: int) -> Decimal:
+    """``number`` rounded half up to ``scale`` decimals; ``InvalidValue`` when it has too many digits."""
+    try:
+        return number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
+    except InvalidOperation:  # more digits than Decimal's context holds: no CRM stores that
+        raise InvalidValue(f"{_show(_plain(number))} has too many digits for the field") from None
+
+
+def _plain(number: Decimal) -> str:
+    return format(number, "f")
 
 
 def _parse_iso(text: str) -> dt.date | dt.datetime:
@@ -332,6 +377,8 @@ def _match_option(text: str, field: FieldSchema) -> str:
     by_value = [o for o in options if o.value.casefold() == folded]
     if len(by_value) == 1:
         return by_value[0].value
+    if len(by_value) > 1:  # "hot" against values "Hot" and "HOT": guessing would pick one silently
+        raise InvalidValue(f"{text!r} matches several options: {', '.join(sorted(o.value for o in by_value))}")
     by_label = [o for o in options if o.label.casefold() == folded]
     values = {o.value for o in by_label}
     if len(values) == 1:
@@ -346,11 +393,14 @@ def _match_option(text: str, field: FieldSchema) -> str:
 
 
 def _split_multi(value: Any) -> list[str]:
-    if isinstance(value, (list, tuple)):
-        items = [_scalar_text(item) for item in value if not is_null(item)]
-    else:
-        items = [part.strip() for part in _scalar_text(value).split(";")]
-    return [item for item in items if item]
+    """The items of a multi-select: a list's items or a ``;``-joined string's parts.
+
+    A list item holding ``a;b`` is two items, as the CRM would read it.
+    """
+    texts = [_scalar_text(item) for item in value if not is_null(item)] if isinstance(value, (list, tuple)) else [
+        _scalar_text(value)
+    ]
+    return [part.strip() for text in texts for part in text.split(";") if part.strip()]
 
 
 def _empty(value: Any) -> bool:

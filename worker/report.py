@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -28,26 +28,25 @@ def _cell(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def report_table(reports: Sequence[RecordingReport], *, title: str | None = None) -> Table:
-    table = Table(title=title, show_lines=False, expand=False)
-    for column in ("recording", "connection", "record", "field", "value", "previous", "outcome", "reason"):
+def report_table(report: RecordingReport, *, title: str | None = None) -> Table:
+    """One recording's outcomes: a row per planned field."""
+    if title is None:
+        title = f"recording {report.recording_id}: {report.status}" + (f" ({report.reason})" if report.reason else "")
+    table = Table(title=title, title_justify="left", expand=False)
+    for column in ("connection", "record", "field", "value", "previous", "outcome", "reason"):
         table.add_column(column, overflow="fold")
-    for report in reports:
-        if not report.fields:
-            table.add_row(report.recording_id, "", "", "", "", "", report.status, report.reason or "")
-        for line in report.fields:
-            record = f"{line.object or ''} {line.record_id or ''}".strip()
-            style = _STYLE.get(line.outcome, "")
-            table.add_row(
-                report.recording_id,
-                line.connection or "",
-                record,
-                line.field or "",
-                _cell(line.to_json()["value"]),
-                _cell(line.to_json()["previous"]),
-                f"[{style}]{line.outcome}[/]" if style else str(line.outcome),
-                _cell(line.reason, 60),
-            )
+    for line in report.fields:
+        shown = line.to_json()
+        style = _STYLE.get(line.outcome, "")
+        table.add_row(
+            line.connection or "",
+            f"{line.object or ''} {line.record_id or ''}".strip(),
+            line.field or "",
+            _cell(shown["value"]),
+            _cell(shown["previous"]),
+            f"[{style}]{line.outcome}[/]" if style else str(line.outcome),
+            _cell(line.reason, 70),
+        )
     return table
 
 
@@ -55,6 +54,9 @@ def render_report(console: Console, report: RecordingReport, *, dry_run: bool = 
     title = f"recording {report.recording_id}: {report.status}" + (" (dry run)" if dry_run else "")
     if report.reason:
         title += f" ({report.reason})"
-    console.print(report_table([report], title=title))
+    if report.fields:
+        console.print(report_table(report, title=title))
+    else:
+        console.print(title)
     counts = ", ".join(f"{count} {outcome}" for outcome, count in sorted(report.counts().items()))
     console.print(counts or "no fields planned")

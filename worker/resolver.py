@@ -5,14 +5,16 @@ either a planned field write on each CRM record its model points at, or a
 ``FieldReport`` saying why not. Checks run in this order for each pair:
 
 1. ``unknown_model``: the model is not in the connector's map (nor the config's);
-2. ``unsupported``: the connector knows the model but cannot write it;
+2. ``unsupported``: the connector knows the model but cannot write it
+   (``unknown_field`` when the mapping names no field);
 3. ``skipped_policy`` (reason ``deny``): the object's field is on the deny list;
-4. ``unlinked``: the model's slot holds no record on this recording;
+4. ``unlinked``: the model's slot holds no record (no non-blank ``externalId``);
 5. ``null_value``: the value is null and ``write_nulls`` is off, or another
    extraction gives the same field a value;
 6. ``conflict``: extractions give different values for one field of one record.
 
-Equal values from several extractions make one write that names them all.
+Equal values from several extractions make one write that names them all;
+with ``write_nulls`` every null (None, "", []) is the same "clear the field".
 Field names are matched case-insensitively (Salesforce's are; HubSpot's are
 lower-case), the CRM's exact spelling is settled at validation.
 """
@@ -27,7 +29,7 @@ from worker.coercion import comparable, is_null
 from worker.outcomes import Outcome
 from worker.plan import FieldReport, FieldWrite, RecordUpdate, WritePlan
 from worker.settings import ConnectionConfig
-from worker.siro_models import Recording
+from worker.siro_models import CrmLinks, Recording
 
 SKIP_NOT_LINKED = "not_linked"
 SKIP_DELETED = "deleted"
@@ -79,6 +81,9 @@ def resolve(
     name = connection.display_name
     rules = connection.fields
     plan = WritePlan(recording.id, name)
+    # Folded here too: a connector's map is documented lower-case, but a
+    # mixed-case key must not silently make its model unknown.
+    models = {alias.strip().casefold(): target for alias, target in model_map.items()}
     candidates: list[_Candidate] = []
 
     def decide(object_name: str | None, record_id: str | None, field_name: str | None, value: Any,
@@ -90,7 +95,7 @@ def resolve(
         if not model:
             decide(None, None, field_name, extraction.value, Outcome.UNKNOWN_MODEL, "mapping has no crmModelName", extraction.name)
             continue
-        target = model_map.get(model.strip().casefold())
+        target = models.get(model.strip().casefold())
         if target is None:
             decide(None, None, field_name, extraction.value, Outcome.UNKNOWN_MODEL,
                    f"model {model!r} is not in the {connection.connector} model map", extraction.name)
@@ -107,20 +112,30 @@ def resolve(
         if rules.denies(target.object, field_name):
             decide(target.object, None, field_name, extraction.value, Outcome.SKIPPED_POLICY, "deny", extraction.name)
             continue
-        links = recording.crm.slot(target.slot)
+        record_ids = _record_ids(recording.crm, target.slot)
         if connection.slots.get(target.slot) == "first":
-            links = links[:1]
-        if not links:
+            record_ids = record_ids[:1]
+        if not record_ids:
             decide(target.object, None, field_name, extraction.value, Outcome.UNLINKED,
                    f"no {target.slot} linked to the recording", extraction.name)
             continue
         policy = rules.policy_for(target.object, field_name)
-        for link in links:
-            candidates.append(_Candidate(target.object, str(link.external_id), field_name, extraction.value,
+        for record_id in record_ids:
+            candidates.append(_Candidate(target.object, record_id, field_name, extraction.value,
                                          extraction.name, policy))
 
     _merge(plan, candidates, write_nulls=rules.write_nulls, decide=decide)
     return plan
+
+
+def _record_ids(crm: CrmLinks, slot: str) -> list[str]:
+    """The CRM ids linked in ``slot``, in order, without blanks or repeats.
+
+    A blank ``externalId`` is no link at all; a record linked twice (say, one
+    contact listed twice) is still one record to write.
+    """
+    ids = (str(link.external_id).strip() for link in crm.slot(slot))
+    return list(dict.fromkeys(record_id for record_id in ids if record_id))
 
 
 def _merge(plan: WritePlan, candidates: list[_Candidate], *, write_nulls: bool, decide: Any) -> None:
@@ -144,7 +159,8 @@ def _merge(plan: WritePlan, candidates: list[_Candidate], *, write_nulls: bool, 
             chosen = nulls  # write_nulls: a lone null clears the field
         if not chosen:
             continue
-        distinct = {comparable(c.value) for c in chosen}
+        # Every null means "clear the field": None, "" and [] agree with each other.
+        distinct = {None if is_null(c.value) else comparable(c.value) for c in chosen}
         if len(distinct) > 1:
             names = ", ".join(sorted({c.extraction for c in chosen}))
             for c in chosen:
@@ -157,4 +173,6 @@ def _merge(plan: WritePlan, candidates: list[_Candidate], *, write_nulls: bool, 
             updates[(first.object.casefold(), record_id)] = update
             plan.updates.append(update)
         extractions = tuple(dict.fromkeys(c.extraction for c in chosen))
-        update.fields[field_key] = FieldWrite(first.field, chosen[0].value, extractions, first.policy)
+        value = None if is_null(chosen[0].value) else chosen[0].value
+        # Spelled as the mapping whose value is written (not a null's beside it).
+        update.fields[field_key] = FieldWrite(chosen[0].field, value, extractions, first.policy)

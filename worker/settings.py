@@ -30,6 +30,7 @@ Policy = Literal["overwrite", "fill_empty", "protect_edits"]
 SlotMode = Literal["all", "first"]
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_MASK_MIN_LENGTH = 4
 
 
 class _Strict(BaseModel):
@@ -50,26 +51,42 @@ class FieldRules(_Strict):
     @classmethod
     def _object_dot_field(cls, value: list[str]) -> list[str]:
         for entry in value:
-            if "." not in entry:
-                raise ValueError(f"deny entry {entry!r} must be Object.Field")
+            _check_object_field("deny", entry)
+        return value
+
+    @field_validator("policy")
+    @classmethod
+    def _policy_keys(cls, value: dict[str, Policy]) -> dict[str, Policy]:
+        # A key without an object ("StageName") could never match: say so
+        # rather than silently overwriting the field the operator meant to guard.
+        for entry in value:
+            _check_object_field("policy", entry)
         return value
 
     def denies(self, object_name: str, field_name: str) -> bool:
         key = f"{object_name}.{field_name}".casefold()
-        return any(entry.casefold() == key for entry in self.deny)
+        return any(entry.strip().casefold() == key for entry in self.deny)
 
     def policy_for(self, object_name: str, field_name: str) -> Policy:
         key = f"{object_name}.{field_name}".casefold()
         for entry, policy in self.policy.items():
-            if entry.casefold() == key:
+            if entry.strip().casefold() == key:
                 return policy
         return "overwrite"
 
 
+def _check_object_field(what: str, entry: str) -> None:
+    """``Object.Field`` with both parts present (parse_config masks an expanded entry in the message)."""
+    object_name, dot, field_name = entry.strip().partition(".")
+    if not (dot and object_name.strip() and field_name.strip()):
+        raise ValueError(f"{what} entry {entry!r} must be Object.Field")
+
+
 class RateLimit(_Strict):
-    requests: int | None = None
-    per_s: float | None = None
-    concurrency: int | None = None
+    # None: the connector's default. Zero or less could never let a request through.
+    requests: int | None = Field(default=None, ge=1)
+    per_s: float | None = Field(default=None, gt=0)
+    concurrency: int | None = Field(default=None, ge=1)
 
 
 class ConnectionConfig(BaseModel):
@@ -84,6 +101,12 @@ class ConnectionConfig(BaseModel):
     fields: FieldRules = Field(default_factory=FieldRules)
     slots: dict[str, SlotMode] = Field(default_factory=dict)
     rate_limit: RateLimit | None = None
+
+    @field_validator("integration_connection_id", mode="before")
+    @classmethod
+    def _id_text(cls, value: Any) -> Any:
+        # Siro's ids are text, but a numeric id written unquoted in TOML is an int.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @field_validator("slots")
     @classmethod
@@ -112,10 +135,10 @@ class ConnectionConfig(BaseModel):
 
 
 class PollConfig(_Strict):
-    interval_s: float = 60
-    lookback_h: float = 24
-    overlap_s: float = 60
-    page_size: int = Field(default=100, ge=1, le=100)
+    interval_s: float = Field(default=60, gt=0)  # 0 would make beat fire continuously
+    lookback_h: float = Field(default=24, ge=0)
+    overlap_s: float = Field(default=60, ge=0)
+    page_size: int = Field(default=100, ge=1, le=100)  # Siro's list endpoint serves at most 100
 
 
 class RetryConfig(_Strict):
@@ -163,8 +186,12 @@ class Settings:
     broker_url: str = DEFAULT_BROKER_URL
     database_url: str = DEFAULT_DATABASE_URL
     webhook_secret: SecretStr | None = None
-    redis_url: str = DEFAULT_BROKER_URL
+    redis_url: str = ""  # "": the broker URL (DESIGN §3)
     config: WritebackConfig = field(default_factory=WritebackConfig)
+
+    def __post_init__(self) -> None:
+        if not self.redis_url:
+            self.redis_url = self.broker_url
 
     def require_siro_token(self) -> str:
         if self.siro_api_token is None:
@@ -184,10 +211,17 @@ def secret_from_env(name: str, env: Mapping[str, str]) -> str | None:
         return Path(path).read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise ConfigError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        # The decoder's message would quote bytes of the secret.
+        raise ConfigError(f"{name}_FILE: {path} is not UTF-8 text") from None
 
 
-def expand_vars(value: Any, env: Mapping[str, str], where: str = "") -> Any:
-    """Replace ``${VAR}`` in every string of a parsed TOML tree."""
+def expand_vars(value: Any, env: Mapping[str, str], where: str = "", used: set[str] | None = None) -> Any:
+    """Replace ``${VAR}`` in every string of a parsed TOML tree.
+
+    ``used`` (when given) collects the substituted values, so that error
+    messages about the expanded tree can mask them.
+    """
     if isinstance(value, str):
 
         def substitute(match: re.Match[str]) -> str:
@@ -195,25 +229,41 @@ def expand_vars(value: Any, env: Mapping[str, str], where: str = "") -> Any:
             found = secret_from_env(name, env)
             if found is None:
                 raise ConfigError(f"config {where or 'value'} uses ${{{name}}} but {name} is not set")
+            if used is not None:
+                used.add(found)
             return found
 
         return _VAR.sub(substitute, value)
     if isinstance(value, list):
-        return [expand_vars(item, env, f"{where}[{i}]") for i, item in enumerate(value)]
+        return [expand_vars(item, env, f"{where}[{i}]", used) for i, item in enumerate(value)]
     if isinstance(value, dict):
-        return {key: expand_vars(item, env, f"{where}.{key}" if where else key) for key, item in value.items()}
+        return {key: expand_vars(item, env, f"{where}.{key}" if where else key, used) for key, item in value.items()}
     return value
 
 
 def parse_config(raw: Mapping[str, Any], env: Mapping[str, str], source: str = "config") -> WritebackConfig:
-    expanded = expand_vars(dict(raw), env)
+    substituted: set[str] = set()
+    expanded = expand_vars(dict(raw), env, used=substituted)
     try:
         return WritebackConfig.model_validate(expanded)
     except ValidationError as exc:
         first = exc.errors()[0]
         location = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        # pydantic's message never includes the input value here, so no secret leaks.
-        raise ConfigError(f"{source}: {location}: {first['msg']}") from None
+        # Validators may quote a value (a duplicate name, say), and any value
+        # may have come from the environment: mask every substituted one.
+        message = _mask(f"{location}: {first['msg']}", substituted)
+        raise ConfigError(f"{source}: {message}") from None
+
+
+def _mask(text: str, values: set[str]) -> str:
+    # Longest first, so a value containing another is masked whole; very short
+    # values are left alone, masking them would garble the message's words.
+    # A value is masked as given and as repr() quotes it (backslashes doubled).
+    spellings = {spelling for value in values for spelling in (value, repr(value)[1:-1])}
+    for spelling in sorted(spellings, key=len, reverse=True):
+        if len(spelling) >= _MASK_MIN_LENGTH:
+            text = text.replace(spelling, "***")
+    return text
 
 
 def load_config_file(path: str | os.PathLike[str], env: Mapping[str, str]) -> WritebackConfig:
@@ -222,6 +272,10 @@ def load_config_file(path: str | os.PathLike[str], env: Mapping[str, str]) -> Wr
             raw = tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:  # a directory, no permission, ...
+        raise ConfigError(f"config file {path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not valid TOML: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     return parse_config(raw, env, source=str(path))

@@ -184,7 +184,10 @@ class Recording(SiroModel):
     @classmethod
     def _id_text(cls, value: Any) -> Any:
         # Still required: a recording without a usable id cannot be processed.
-        return _id_string(value)
+        value = _id_string(value)
+        if value == "":
+            raise ValueError("empty recording id")
+        return value
 
     @field_validator("organization_id", "user_id", mode="before")
     @classmethod

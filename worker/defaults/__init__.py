@@ -1,0 +1,1 @@
+"""Configuration shipped inside the package (the demo's embedded defaults)."""

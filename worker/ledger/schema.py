@@ -1,0 +1,168 @@
+"""Ledger tables (SQLAlchemy 2 declarative).
+
+Two tables so far:
+
+``runs``
+    One row per pipeline run of one recording (a ``writeback sync``, a webhook
+    task, a poll page's pass over that recording). ``status`` is ``running``
+    from :meth:`Ledger.start_run` until :meth:`Ledger.finish_run` sets one of
+    ``ok`` / ``partial`` / ``skipped`` / ``failed``.
+
+``attempts``
+    One row per planned field and run: what we meant to write, what the CRM
+    held before (``previous``) and the outcome the CRM gave us.
+
+The schema is owned by the Alembic migrations in ``migrations/versions``; these
+classes describe it for queries, and ``tests/test_ledger.py`` checks that the
+two agree. A later change (dead letters, poll watermark) adds its tables here
+*and* in a new migration.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["Base", "Run", "Attempt", "UTCDateTime", "metadata", "utcnow"]
+
+# Deterministic constraint names, so later migrations can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_N_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC and always read back timezone-aware UTC.
+
+    PostgreSQL stores ``timestamp with time zone``; SQLite stores text without
+    an offset and returns naive datetimes, which are UTC by construction here.
+    Naive datetimes are refused on the way in: their zone is a guess.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("ledger timestamps must be timezone-aware")
+        value = value.astimezone(timezone.utc)
+        if dialect.name == "sqlite":
+            # SQLite keeps the wall-clock fields only: hand it UTC, naive.
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+# BIGINT identities on PostgreSQL; on SQLite only "INTEGER PRIMARY KEY" is the
+# auto-incrementing rowid.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+class JSONValue(TypeDecorator[Any]):
+    """A JSON value that reads back exactly as written, on every backend.
+
+    PostgreSQL: SQLAlchemy's ``JSON`` (``json``, which keeps the text as sent).
+    SQLite: JSON text in a ``TEXT`` column. SQLAlchemy's ``JSON`` would declare
+    the column ``JSON``, which SQLite gives NUMERIC affinity: the text
+    ``12500.0`` would come back as the integer ``12500`` and ``2**70`` as a
+    rounded float.
+
+    ``None`` is stored as SQL NULL (not the JSON text ``null``).
+    """
+
+    impl = JSON(none_as_null=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(Text())
+        return dialect.type_descriptor(JSON(none_as_null=True))
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if dialect.name == "sqlite":
+            return None if value is None else json.dumps(value, allow_nan=False)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        if dialect.name == "sqlite" and value is not None:
+            return json.loads(value)
+        return value
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+metadata = Base.metadata
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    recording_id: Mapped[str] = mapped_column(String(255), index=True)
+    trigger: Mapped[str] = mapped_column(String(32))
+    dry_run: Mapped[bool] = mapped_column(Boolean(create_constraint=False), default=False)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    reason: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Attempt(Base):
+    __tablename__ = "attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("runs.id", ondelete="CASCADE"), index=True
+    )
+    recording_id: Mapped[str] = mapped_column(String(255))
+    # Null when no connection matched the recording (outcome failed, no_connection).
+    connection: Mapped[str | None] = mapped_column(String(255))
+    object: Mapped[str | None] = mapped_column(String(255))
+    record_id: Mapped[str | None] = mapped_column(String(255))
+    # Null only for a Siro mapping that named no field.
+    field: Mapped[str | None] = mapped_column(String(255))
+    value: Mapped[Any] = mapped_column(JSONValue(), nullable=True)
+    previous: Mapped[Any] = mapped_column(JSONValue(), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
+    extraction: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_attempts_target", "connection", "object", "record_id", "field"),
+        Index("ix_attempts_recording_id", "recording_id"),
+    )

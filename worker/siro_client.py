@@ -1,0 +1,585 @@
+"""Client of Siro's external API (the org-scoped recordings endpoints).
+
+``SiroClient`` is synchronous (httpx) and is what the pipeline, the poller and
+``writeback check`` use to read Siro:
+
+- ``get_recording(id)``: ``GET /v1/core/recordings/{id}`` with CRM links and
+  entity extractions (and the summary on request);
+- ``list_recordings(...)`` / ``iter_pages(...)``: ``GET /v1/core/recordings``
+  with the ``updatedAt``/``createdAt`` filters, ``pageSize`` and ``cursor``;
+- ``caller_identity()``: ``GET /v1/core/auth/caller-identity``.
+
+Reliability: 429, 408, 5xx, timeouts and network errors are retried with
+exponential backoff and full jitter (``Retry-After`` is honoured when Siro
+sends one, up to ``retry_after_max`` seconds; a longer one is handed back
+at once as ``SiroUnavailable.retry_after`` for the task queue to schedule) up
+to ``max_retries`` times, then ``SiroUnavailable`` is raised.
+Permanent errors map to ``SiroAuthError`` (401/403), ``RecordingNotFound``
+(404 on a recording), ``SiroRequestError`` (other 4xx) and
+``SiroProtocolError`` (a 2xx that is not the JSON we expect). All derive from
+``SiroError``.
+
+Pacing: Siro allows 1000 requests per minute per token and sends no rate-limit
+headers, so the client paces itself through a ``RateLimiter`` (an in-process
+sliding window by default; a shared, cross-worker limiter can be passed as
+``rate_limiter``). Every attempt, retries included, is paced and counted in
+``request_count``.
+
+The token is never logged, never part of an exception message and never part
+of a repr: it lives in a ``_Secret`` and is attached by an ``httpx.Auth``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import logging
+import math
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import httpx
+from pydantic import ValidationError
+
+from worker.siro_models import CallerIdentity, Recording, RecordingPage
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIRO_API_URL = "https://functions.siro.ai/api-externalApi"
+USER_AGENT = "siro-writeback/0.1 (+httpx)"
+MAX_PAGE_SIZE = 100
+_EXCERPT_CHARS = 200
+
+
+# --------------------------------------------------------------------------
+# errors
+
+
+class SiroError(Exception):
+    """Base of every error the Siro client raises."""
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self._details = details
+        for key, value in details.items():
+            setattr(self, key, value)
+
+    def __reduce__(self) -> Any:  # picklable (Celery ships exceptions around)
+        return (_rebuild_error, (type(self), self.message, self._details))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _rebuild_error(cls: type[SiroError], message: str, details: dict[str, Any]) -> SiroError:
+    error = cls.__new__(cls)
+    SiroError.__init__(error, message, **details)
+    return error
+
+
+class SiroAuthError(SiroError):
+    """401/403: Siro rejected the token (wrong, revoked, or without access)."""
+
+    def __init__(self, status: int, url: str = "") -> None:
+        super().__init__(
+            f"Siro rejected the API token (HTTP {status}{' on ' + url if url else ''}): "
+            "check SIRO_API_TOKEN is a current organization integration token",
+            status=status,
+            url=url,
+        )
+
+
+class RecordingNotFound(SiroError):
+    """404 on ``GET /v1/core/recordings/{id}``."""
+
+    def __init__(self, recording_id: str) -> None:
+        super().__init__(f"Siro recording {recording_id!r} not found", recording_id=recording_id, status=404)
+
+
+class SiroRequestError(SiroError):
+    """A 4xx other than 401/403/404 (and 408/429): our request was refused."""
+
+    def __init__(self, status: int, body_excerpt: str = "", url: str = "") -> None:
+        text = f"Siro refused the request (HTTP {status}{' on ' + url if url else ''})"
+        if body_excerpt:
+            text += f": {body_excerpt}"
+        super().__init__(text, status=status, body_excerpt=body_excerpt, url=url)
+
+
+class SiroProtocolError(SiroError):
+    """Siro answered 2xx with something that is not the JSON we expect."""
+
+    def __init__(self, message: str, url: str = "") -> None:
+        super().__init__(f"{message}{' (' + url + ')' if url else ''}", url=url)
+
+
+class SiroUnavailable(SiroError):
+    """Transient failures outlasted the retries (or Siro asked us to wait longer
+    than ``retry_after_max``). ``retry_after`` is the server's requested wait in
+    seconds when it gave one, so a task queue can schedule the next attempt."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        attempts: int,
+        status: int | None = None,
+        retry_after: float | None = None,
+        url: str = "",
+    ) -> None:
+        super().__init__(
+            f"Siro unavailable after {attempts} attempt{'s' if attempts != 1 else ''}"
+            f"{' on ' + url if url else ''}: {reason}",
+            attempts=attempts,
+            status=status,
+            retry_after=retry_after,
+            url=url,
+            reason=reason,
+        )
+
+
+# --------------------------------------------------------------------------
+# pacing
+
+
+class RateLimiter(Protocol):
+    """Pacing interface: ``acquire()`` blocks until one more request may go.
+
+    The in-process ``SlidingWindowRateLimiter`` is the default; a limiter
+    shared by all workers (Redis) implements the same method.
+    """
+
+    def acquire(self) -> None: ...
+
+
+class SlidingWindowRateLimiter:
+    """At most ``limit`` acquisitions in any ``period`` seconds (thread-safe).
+
+    A sliding log rather than a token bucket, so that no 60-second window ever
+    holds more than ``limit`` requests (a bucket refilling at limit/60 can let
+    through nearly twice the limit in the first minute).
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        period: float = 60.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if limit < 1:
+            raise ValueError("rate limit must be at least 1 request per period")
+        self.limit = limit
+        self.period = period
+        self._clock = clock
+        self._sleep = sleep
+        self._sent: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        while True:
+            with self._lock:
+                now = self._clock()
+                while self._sent and self._sent[0] <= now - self.period:
+                    self._sent.popleft()
+                if len(self._sent) < self.limit:
+                    self._sent.append(now)
+                    return
+                wait = self._sent[0] + self.period - now
+            log.debug("Siro client pacing: waiting %.3fs for the rate limit", wait)
+            self._sleep(max(wait, 0.001))
+
+    def __repr__(self) -> str:
+        return f"SlidingWindowRateLimiter(limit={self.limit}, period={self.period})"
+
+
+# --------------------------------------------------------------------------
+# helpers
+
+
+class _Secret:
+    """Holds the token; shows up as ``***`` in any repr or str."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "***"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("the Siro token is not picklable")
+
+
+class _BearerAuth(httpx.Auth):
+    def __init__(self, secret: _Secret) -> None:
+        self._secret = secret
+
+    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+        request.headers["Authorization"] = f"Bearer {self._secret.reveal()}"
+        yield request
+
+    def __repr__(self) -> str:
+        return "_BearerAuth(***)"
+
+
+def format_siro_datetime(value: dt.datetime | str, *, round_up: bool = False) -> str:
+    """A datetime as Siro's filters want it: ``YYYY-MM-DDTHH:mm:ss.sssZ`` in UTC.
+
+    Naive datetimes (and strings without an offset) are taken as UTC. Siro's
+    format has millisecond precision: sub-millisecond parts are cut, or, with
+    ``round_up``, rounded up to the next millisecond (used for upper bounds so
+    that the window only ever widens).
+    """
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"not an ISO 8601 timestamp: {value!r}") from None
+    if not isinstance(value, dt.datetime):
+        raise TypeError(f"expected a datetime, got {type(value).__name__}")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    value = value.astimezone(dt.timezone.utc)
+    millis, micros = divmod(value.microsecond, 1000)
+    if micros and round_up:
+        value = value.replace(microsecond=0) + dt.timedelta(milliseconds=millis + 1)
+        millis = value.microsecond // 1000
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T"
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{millis:03d}Z"
+    )
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when is None:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.timezone.utc)
+        seconds = (when - dt.datetime.now(dt.timezone.utc)).total_seconds()
+    if math.isnan(seconds) or math.isinf(seconds):
+        return None
+    return max(seconds, 0.0)
+
+
+def _flag(value: bool | None) -> str | None:
+    return None if value is None else ("true" if value else "false")
+
+
+# --------------------------------------------------------------------------
+# the client
+
+
+class SiroClient:
+    """Synchronous client of Siro's external API. Thread-safe (httpx.Client is)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 30,
+        max_retries: int = 5,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30,
+        requests_per_minute: int = 1000,
+        transport: httpx.BaseTransport | None = None,
+        rate_limiter: RateLimiter | None = None,
+        retry_after_max: float = 60.0,
+    ) -> None:
+        if not base_url or not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"Siro API URL must be an http(s) URL, got {base_url!r}")
+        token = (token or "").strip()
+        # A token with whitespace or control characters would make the HTTP
+        # layer fail with an error quoting the header value: refuse it here.
+        if not token or any(ch.isspace() or not ch.isprintable() or ord(ch) > 126 for ch in token):
+            raise ValueError("Siro API token is empty or malformed (check SIRO_API_TOKEN)")
+        if max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        self.base_url = base_url.rstrip("/")
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.retry_after_max = retry_after_max
+        self.rate_limiter: RateLimiter = rate_limiter or SlidingWindowRateLimiter(requests_per_minute, 60.0)
+        self._token = _Secret(token)
+        self._count = 0
+        self._count_lock = threading.Lock()
+        self._sleep: Callable[[float], None] = time.sleep
+        self._http = httpx.Client(
+            auth=_BearerAuth(self._token),
+            timeout=timeout,
+            transport=transport,
+            follow_redirects=False,
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+            event_hooks={"request": [self._log_request], "response": [self._log_response]},
+        )
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "SiroClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SiroClient(base_url={self.base_url!r}, token=***, requests={self.request_count})"
+
+    @property
+    def request_count(self) -> int:
+        """HTTP requests sent so far (every attempt, retries included)."""
+        return self._count
+
+    # -- endpoints ---------------------------------------------------------
+
+    def get_recording(self, recording_id: str, *, summary: bool = False) -> Recording:
+        """``GET /v1/core/recordings/{id}`` with CRM links and entity extractions."""
+        recording_id = str(recording_id)
+        if not recording_id:
+            raise ValueError("recording_id must not be empty")
+        path = f"/v1/core/recordings/{quote(recording_id, safe='')}"
+        payload = self._get_json(path, self._enrichment(summary), recording_id=recording_id)
+        if not isinstance(payload, dict):
+            raise SiroProtocolError("Siro returned a recording that is not a JSON object", path)
+        try:
+            return Recording.model_validate(payload)
+        except ValidationError as exc:
+            raise SiroProtocolError(f"Siro returned an unusable recording ({exc.error_count()} errors)", path) from None
+
+    def list_recordings(
+        self,
+        *,
+        updated_gte: dt.datetime | str | None = None,
+        updated_gt: dt.datetime | str | None = None,
+        updated_lt: dt.datetime | str | None = None,
+        updated_lte: dt.datetime | str | None = None,
+        created_gt: dt.datetime | str | None = None,
+        created_lt: dt.datetime | str | None = None,
+        page_size: int = 100,
+        cursor: str | None = None,
+        summary: bool = False,
+        is_processing_done: bool | None = None,
+        is_entity_extraction_done: bool | None = None,
+        is_summary_done: bool | None = None,
+    ) -> RecordingPage:
+        """One page of ``GET /v1/core/recordings`` (``page.cursor`` is None on the last)."""
+        params = self._list_params(
+            updated_gte=updated_gte,
+            updated_gt=updated_gt,
+            updated_lt=updated_lt,
+            updated_lte=updated_lte,
+            created_gt=created_gt,
+            created_lt=created_lt,
+            page_size=page_size,
+            summary=summary,
+            is_processing_done=is_processing_done,
+            is_entity_extraction_done=is_entity_extraction_done,
+            is_summary_done=is_summary_done,
+        )
+        if cursor is not None:
+            params["cursor"] = cursor
+        path = "/v1/core/recordings"
+        payload = self._get_json(path, params)
+        if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+            raise SiroProtocolError("Siro returned a recording list without a 'data' array", path)
+        try:
+            return RecordingPage.model_validate(payload)
+        except ValidationError as exc:
+            raise SiroProtocolError(f"Siro returned an unusable recording page ({exc.error_count()} errors)", path) from None
+
+    def iter_pages(self, *, cursor: str | None = None, **filters: Any) -> Iterator[RecordingPage]:
+        """Every page of a listing, following ``cursor`` until Siro returns null.
+
+        Takes the keyword arguments of ``list_recordings``; the filters are sent
+        again with every cursor.
+        """
+        seen: set[str] = set()
+        while True:
+            page = self.list_recordings(cursor=cursor, **filters)
+            yield page
+            if not page.cursor:
+                return
+            if page.cursor in seen:
+                raise SiroProtocolError("Siro returned a pagination cursor twice (loop)", "/v1/core/recordings")
+            seen.add(page.cursor)
+            cursor = page.cursor
+
+    def iter_recordings(self, **filters: Any) -> Iterator[Recording]:
+        """Every recording of a listing (``iter_pages`` flattened)."""
+        for page in self.iter_pages(**filters):
+            yield from page.data
+
+    def caller_identity(self) -> CallerIdentity:
+        """``GET /v1/core/auth/caller-identity``: what the token is (for ``writeback check``)."""
+        path = "/v1/core/auth/caller-identity"
+        payload = self._get_json(path, {})
+        if not isinstance(payload, dict):
+            raise SiroProtocolError("Siro returned a caller identity that is not a JSON object", path)
+        return CallerIdentity.model_validate(payload)
+
+    # -- internals ---------------------------------------------------------
+
+    @staticmethod
+    def _enrichment(summary: bool) -> dict[str, str]:
+        params = {"showCrmLinks": "true", "showEntityExtractions": "true"}
+        if summary:
+            params["showSummary"] = "true"
+        return params
+
+    def _list_params(
+        self,
+        *,
+        updated_gte: Any,
+        updated_gt: Any,
+        updated_lt: Any,
+        updated_lte: Any,
+        created_gt: Any,
+        created_lt: Any,
+        page_size: int,
+        summary: bool,
+        is_processing_done: bool | None,
+        is_entity_extraction_done: bool | None,
+        is_summary_done: bool | None,
+    ) -> dict[str, str]:
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be an integer from 1 to {MAX_PAGE_SIZE}, got {page_size!r}")
+        params: dict[str, str] = {}
+        # Lower bounds are cut to the millisecond, upper bounds rounded up:
+        # the requested window can only widen, never lose a recording.
+        bounds = [
+            ("updatedAt:gte", updated_gte, False),
+            ("updatedAt:gt", updated_gt, False),
+            ("updatedAt:lt", updated_lt, True),
+            ("updatedAt:lte", updated_lte, True),
+            ("createdAt:gt", created_gt, False),
+            ("createdAt:lt", created_lt, True),
+        ]
+        for name, value, upper in bounds:
+            if value is not None:
+                params[name] = format_siro_datetime(value, round_up=upper)
+        for name, value in (
+            ("isProcessingDone", is_processing_done),
+            ("isEntityExtractionDone", is_entity_extraction_done),
+            ("isSummaryDone", is_summary_done),
+        ):
+            flag = _flag(value)
+            if flag is not None:
+                params[name] = flag
+        params["pageSize"] = str(page_size)
+        params.update(self._enrichment(summary))
+        return params
+
+    def _backoff(self, attempt: int) -> float:
+        """Full jitter: uniform in [0, min(max, base * 2**attempt)]."""
+        ceiling = min(self.backoff_max, self.backoff_base * (2**attempt))
+        return random.uniform(0, max(ceiling, 0.0))
+
+    def _get_json(self, path: str, params: dict[str, str], *, recording_id: str | None = None) -> Any:
+        url = self.base_url + path
+        attempt = 0
+        while True:
+            self.rate_limiter.acquire()
+            with self._count_lock:
+                self._count += 1
+            retry_after: float | None = None
+            status: int | None = None
+            try:
+                response = self._http.get(url, params=params)
+            except httpx.TimeoutException as exc:
+                reason = f"timeout ({type(exc).__name__})"
+            except httpx.TransportError as exc:
+                detail = " ".join(str(exc).split())[:120].replace(self._token.reveal(), "***")
+                reason = f"network error ({type(exc).__name__}{': ' + detail if detail else ''})"
+            else:
+                status = response.status_code
+                if 200 <= status < 300:
+                    try:
+                        return response.json()
+                    except ValueError:
+                        raise SiroProtocolError(
+                            f"Siro answered HTTP {status} with a body that is not JSON: {self._excerpt(response)!r}",
+                            path,
+                        ) from None
+                if status in (401, 403):
+                    raise SiroAuthError(status, path)
+                if status == 404 and recording_id is not None:
+                    raise RecordingNotFound(recording_id)
+                if status in (408, 429) or status >= 500:
+                    retry_after = _parse_retry_after(response.headers.get("Retry-After"))
+                    reason = f"HTTP {status}"
+                else:
+                    raise SiroRequestError(status, self._excerpt(response), path)
+
+            if attempt >= self.max_retries:
+                raise SiroUnavailable(reason, attempts=attempt + 1, status=status, retry_after=retry_after, url=path)
+            if retry_after is not None:
+                if retry_after > self.retry_after_max:
+                    # Sleeping this long inside a worker would block it: hand
+                    # the wait to the caller (the task queue schedules it).
+                    raise SiroUnavailable(
+                        f"{reason}, Retry-After {retry_after:g}s exceeds retry_after_max",
+                        attempts=attempt + 1,
+                        status=status,
+                        retry_after=retry_after,
+                        url=path,
+                    )
+                delay = retry_after
+            else:
+                delay = self._backoff(attempt)
+            log.info(
+                "Siro %s on %s (attempt %d of %d); retrying in %.2fs",
+                reason,
+                path,
+                attempt + 1,
+                self.max_retries + 1,
+                delay,
+            )
+            self._sleep(delay)
+            attempt += 1
+
+    def _excerpt(self, response: httpx.Response) -> str:
+        try:
+            text = response.text
+        except Exception:  # undecodable body
+            text = repr(response.content[:_EXCERPT_CHARS])
+        text = " ".join(text.split())
+        text = text.replace(self._token.reveal(), "***")
+        if len(text) > _EXCERPT_CHARS:
+            text = text[:_EXCERPT_CHARS] + "…"
+        return text
+
+    # event hooks: method, URL and status only (never headers)
+    @staticmethod
+    def _log_request(request: httpx.Request) -> None:
+        log.debug("Siro request %s %s", request.method, request.url)
+
+    @staticmethod
+    def _log_response(response: httpx.Response) -> None:
+        log.debug("Siro response %s %s -> %d", response.request.method, response.request.url, response.status_code)
