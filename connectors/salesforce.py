@@ -264,7 +264,7 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
             return None
 
 
-class _Rejected(Exception):
+class _Rejected(PermanentError):
     """A whole request answered 400 (the caller decides whether to split)."""
 
     def __init__(self, status: int, content: Any) -> None:
@@ -272,6 +272,19 @@ class _Rejected(Exception):
         self.status = status
         self.content = content
         self.codes = _codes(content)
+
+
+def _json_default(value: Any) -> Any:
+    """Canonical values that reached ``write`` without ``encode``."""
+    if isinstance(value, Decimal):
+        return json_number(value)
+    if isinstance(value, dt.datetime):
+        return iso_datetime(value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc))
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, (tuple, set, frozenset)):
+        return ";".join(str(v) for v in value)
+    raise TypeError(f"cannot send a {type(value).__name__} to Salesforce")
 
 
 # ---------------------------------------------------------------- type mapping
@@ -330,12 +343,13 @@ _INVALID_VALUE_CODES = {
     "INVALID_MULTIPICKLIST_VALUE", "TOO_MANY_ENUM_VALUE", "MAXIMUM_SIZE_OF_ATTACHMENT",
 }
 _NOT_WRITABLE_CODES = {"INVALID_FIELD_FOR_INSERT_UPDATE", "FIELD_NOT_UPDATEABLE", "READ_ONLY_FIELD"}
-_RECORD_CODES = {  # about the record, never one field
-    "MALFORMED_ID", "ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY", "NOT_FOUND", "INVALID_ID_FIELD",
-    "MISSING_ARGUMENT", "ENTITY_IS_LOCKED", "UNABLE_TO_LOCK_ROW", "INSUFFICIENT_ACCESS_OR_READONLY",
-    "INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY", "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY",
-    "ALL_OR_NONE_OPERATION_ROLLED_BACK", "ENTITY_FAILED_IFLASTMODIFIED_ON_UPDATE",
+_RECORD_CODES = {  # about the record even when they name a field
+    "ENTITY_IS_DELETED", "NOT_FOUND", "MISSING_ARGUMENT", "ENTITY_IS_LOCKED", "UNABLE_TO_LOCK_ROW",
+    "INSUFFICIENT_ACCESS_OR_READONLY", "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY", "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+    "ENTITY_FAILED_IFLASTMODIFIED_ON_UPDATE",
 }
+# Codes such as MALFORMED_ID or INVALID_CROSS_REFERENCE_KEY concern the record when they name no field of
+# the update (the record's own id) and the value of a lookup field when they name one.
 
 
 def _outcome_for(code: str) -> str:
@@ -620,8 +634,10 @@ class SalesforceConnector(Connector):
                     names.remove(match.group(1))
                     self._read_chunk(object_name, names, keys, rows, failures)
                     return
-            if len(keys) == 1:
-                failures[keys[0]] = FieldError("failed", str(exc))
+            about_ids = exc.status == 414 or "INVALID_QUERY_FILTER_OPERATOR" in exc.codes or "MALFORMED_ID" in exc.codes
+            if len(keys) == 1 or not about_ids:  # splitting only helps when one id spoils the query
+                for key in keys:
+                    failures[key] = FieldError("failed", str(exc))
                 return
             half = len(keys) // 2
             self._read_chunk(object_name, names, keys[:half], rows, failures)
@@ -669,7 +685,7 @@ class SalesforceConnector(Connector):
     def _patch(self, object_name: str, batch: Sequence[_Pending]) -> list[Any]:
         body = {"allOrNone": False, "records": [
             {"attributes": {"type": object_name}, "id": p.record_id, **p.values} for p in batch]}
-        payload = json.dumps(body)
+        payload = json.dumps(body, default=_json_default)
         answer = self._call(f"update {object_name}", lambda sf: sf.restful(
             "composite/sobjects", method="PATCH", data=payload, timeout=self._timeout))
         if not isinstance(answer, list) or len(answer) != len(batch):
@@ -751,7 +767,7 @@ class SalesforceConnector(Connector):
         if len(names) == 1:
             code = next(iter(exc.codes), "")
             outcome = _outcome_for(code) if code else "invalid_value"
-            if code in _RECORD_CODES or code == "INVALID_TYPE":
+            if code in _RECORD_CODES or code in ("INVALID_TYPE", "MALFORMED_ID", "INVALID_CROSS_REFERENCE_KEY"):
                 outcome = "failed"
             results.fail(pending, names, FieldError(outcome, str(exc)))
             return

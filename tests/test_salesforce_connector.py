@@ -224,6 +224,22 @@ def test_record_with_bad_fields_resends_good_siblings(salesforce_connector, sale
     assert set(sent[1].body["records"][0]) == {"attributes", "id", "NextStep"}
 
 
+def test_bad_lookup_value_is_invalid_value_for_that_field(salesforce_connector, salesforce_ids, salesforce_state):
+    updates = [
+        RecordWrite(salesforce_ids.opportunity, {"AccountId": salesforce_ids.contact, "NextStep": "n1"}),
+        RecordWrite(salesforce_ids.opportunity2, {"AccountId": make_id("001", 31337), "NextStep": "n2"}),
+        RecordWrite(salesforce_ids.event, {"OwnerId": salesforce_ids.user[:15]}),
+    ]
+    first, second, third = salesforce_connector.write("Opportunity", updates[:2]) + \
+        salesforce_connector.write("Event", updates[2:])
+    assert first.written == {"NextStep"} and first.errors["AccountId"].outcome == "invalid_value"
+    assert first.errors["AccountId"].reason.startswith("MALFORMED_ID")
+    assert second.written == {"NextStep"} and second.errors["AccountId"].outcome == "invalid_value"
+    assert second.errors["AccountId"].reason.startswith("INVALID_CROSS_REFERENCE_KEY")
+    assert third.written == {"OwnerId"}
+    assert salesforce_state.get_record("Event", salesforce_ids.event)["OwnerId"] == salesforce_ids.user
+
+
 def test_record_level_error_without_fields_fails_every_field(salesforce_connector, salesforce_ids, salesforce_state):
     never = make_id("006", 4242)
     [result] = salesforce_connector.write("Opportunity", [RecordWrite(never, {"NextStep": "a", "Amount": 1})])

@@ -267,3 +267,25 @@ def test_recordings_with_nothing_to_write_are_skipped(sf, salesforce_state, sale
 
     assert (report.status, report.reason, report.fields) == ("skipped", reason, [])
     assert patches(salesforce_state) == []
+
+
+def test_the_same_sync_on_either_ledger_database(database_url, salesforce_server, salesforce_state, salesforce_ids,
+                                                  salesforce_token, salesforce_session, siro_server, tmp_path):
+    """SQLite by default, PostgreSQL in production: the same outcomes, the same rows."""
+    recording_id, _ = seed_every_outcome(siro_server.state, salesforce_state, salesforce_ids)
+    config = {"connections": [connection(salesforce_server.url, salesforce_token)]}
+    pipeline = make_pipeline(config, siro_server, tmp_path, salesforce_session=salesforce_session,
+                             database_url=database_url)
+    try:
+        first = pipeline.sync(recording_id)
+        second = pipeline.sync(recording_id)
+        rows = pipeline.ledger.attempts(recording_id)
+        runs = pipeline.ledger.runs(recording_id)
+    finally:
+        pipeline.close()
+
+    assert first.status == second.status == "partial"
+    assert len(rows) == len(first.fields) + len(second.fields)
+    assert [run["status"] for run in runs] == ["partial", "partial"]
+    amount = [(r["outcome"], r["value"], r["previous"]) for r in rows if r["field"] == "Amount"]
+    assert amount == [("unchanged", 18750, 18750), ("written", 18750, 12500)]  # newest first

@@ -216,50 +216,50 @@ class Pipeline:
 
         for item in items:
             _validate(item, schema)
-
-        # A record linked to several recordings of one batch is written in
-        # successive rounds, so each request carries one update per record.
-        for round_items in _rounds(item for item in items if item.report is None):
-            self._diff_and_write(connector, batch, round_items, dry_run=dry_run)
-
-    def _diff_and_write(self, connector: Connector, batch: _Batch, items: list[_Field], *, dry_run: bool) -> None:
-        if not items:
+        pending = [item for item in items if item.report is None]
+        if not pending:
             return
-        record_ids = list(dict.fromkeys(item.update.record_id for item in items))
-        field_names = sorted({item.name for item in items})
+
+        # One read of every record and field of the batch.
+        record_ids = list(dict.fromkeys(item.update.record_id for item in pending))
+        field_names = sorted({item.name for item in pending})
         try:
             states = self.retry.call(
                 lambda: connector.read(batch.object, record_ids, field_names), f"read of {batch.object}"
             )
         except ConnectorError as exc:
-            _fail_all(items, exc)
+            _fail_all(pending, exc)
             return
-
+        current = _CurrentValues(states)
         last_written: dict[tuple[str, str], Any] = {}
-        if self.ledger is not None and any(item.write.policy == "protect_edits" for item in items):
-            last_written = self.ledger.last_written(
-                batch.connection.display_name, batch.object, record_ids, field_names
-            )
+        if self.ledger is not None and any(item.write.policy == "protect_edits" for item in pending):
+            last_written = self.ledger.last_written(batch.connection.display_name, batch.object, record_ids, field_names)
 
-        to_send: dict[str, dict[str, _Field]] = {}
-        for item in items:
-            state = states.get(item.update.record_id)
-            if state is None or state.values is None:
-                reason = state.error.reason if state and state.error else "the CRM did not return this record"
-                item.decide(Outcome.FAILED, reason)
-                continue
-            assert item.schema is not None
-            item.previous = coercion.parse_current(_value_of(state, item.name), item.schema)
-            verdict = _diff(item, last_written)
-            if verdict is not None:
-                item.decide(*verdict)
-            elif dry_run:
-                item.decide(Outcome.PLANNED)
-            else:
-                to_send.setdefault(item.update.record_id, {})[item.name] = item
-
-        if to_send:
-            self._write(connector, batch, to_send)
+        # A record linked to several recordings of one batch is written in
+        # successive rounds (each request carries one update per record);
+        # later rounds diff against what the earlier ones wrote.
+        for round_items in _rounds(pending):
+            to_send: dict[str, dict[str, _Field]] = {}
+            for item in round_items:
+                missing = current.missing(item.update.record_id)
+                if missing is not None:
+                    item.decide(Outcome.FAILED, missing)
+                    continue
+                assert item.schema is not None
+                item.previous = current.get(item.update.record_id, item.schema)
+                verdict = _diff(item, last_written)
+                if verdict is not None:
+                    item.decide(*verdict)
+                elif dry_run:
+                    item.decide(Outcome.PLANNED)
+                else:
+                    to_send.setdefault(item.update.record_id, {})[item.name] = item
+            if to_send:
+                self._write(connector, batch, to_send)
+            for item in round_items:
+                if item.report is not None and item.report.outcome in (Outcome.WRITTEN, Outcome.PLANNED):
+                    current.set(item.update.record_id, item.name, item.value)
+                    last_written[(item.update.record_id, item.name.casefold())] = coercion.to_json(item.value)
 
     def _write(self, connector: Connector, batch: _Batch, to_send: dict[str, dict[str, _Field]]) -> None:
         writes = [
@@ -317,6 +317,32 @@ class Pipeline:
         ]
         self.ledger.record(run_id, report.recording_id, rows)
         self.ledger.finish_run(run_id, report.status, report.reason)
+
+
+class _CurrentValues:
+    """The CRM's values of a batch's records: as read, then as we wrote them."""
+
+    def __init__(self, states: dict[str, RecordState]) -> None:
+        self._states = states
+        self._written: dict[tuple[str, str], Any] = {}
+
+    def missing(self, record_id: str) -> str | None:
+        """Why the CRM could not give this record, or None when it did."""
+        state = self._states.get(record_id)
+        if state is None:
+            return "the CRM did not return this record"
+        if state.values is None:
+            return state.error.reason if state.error else "the CRM did not return this record"
+        return None
+
+    def get(self, record_id: str, field: FieldSchema) -> Any:
+        key = (record_id, field.name.casefold())
+        if key in self._written:
+            return self._written[key]
+        return coercion.parse_current(_value_of(self._states[record_id], field.name), field)
+
+    def set(self, record_id: str, name: str, value: Any) -> None:
+        self._written[(record_id, name.casefold())] = value
 
 
 def _validate(item: _Field, schema: ObjectSchema) -> None:

@@ -764,9 +764,11 @@ def _deserialize(item: SFField, value: Any) -> Any:
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-def _field_errors(item: SFField, value: Any) -> tuple[Any, dict[str, Any] | None]:
+def _field_errors(item: SFField, value: Any, state: SalesforceState | None = None) -> tuple[Any, dict[str, Any] | None]:
     """Per-record validation of one deserialised value: (value to store, error or None)."""
     label = item.label or item.name
+    if item.type == "reference" and value == "":
+        value = None
 
     def error(code: str, message: str) -> tuple[Any, dict[str, Any]]:
         return None, {"statusCode": code, "message": message, "fields": [item.name]}
@@ -789,6 +791,14 @@ def _field_errors(item: SFField, value: Any) -> tuple[Any, dict[str, Any] | None
     if item.type in STRING_TYPES and item.length and len(value) > item.length:
         shown = value if len(value) <= 40 else value[:37] + "..."
         return error("STRING_TOO_LONG", f"{label}: data value too large: {shown} (max length={item.length})")
+    if item.type == "reference" and state is not None:
+        canonical = to_id18(value)
+        targets = [state.objects[name] for name in item.reference_to if name in state.objects]
+        if canonical is None or not any(canonical.startswith(t.key_prefix) for t in targets):
+            return error("MALFORMED_ID", f"{label}: id value of incorrect type: {value}")
+        if not any(canonical in state.records.get(t.name, {}) for t in targets):
+            return error("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
+        return canonical, None
     if item.type == "email" and value and not _EMAIL_RE.match(value):
         return error("INVALID_EMAIL_ADDRESS", f"{label}: invalid email address: {value}")
     if item.type in NUMBER_TYPES:
@@ -933,7 +943,7 @@ def _record_update_errors(state: SalesforceState, obj: SFObject, record_id: Any,
         if not item.updateable:
             not_updateable.append(item.name)
             continue
-        stored, error = _field_errors(item, value)
+        stored, error = _field_errors(item, value, state)
         if error is not None:
             errors.append(error)
         else:
@@ -1167,11 +1177,12 @@ def create_app(state: SalesforceState) -> Starlette:
         if path.startswith("/services/Soap/u/") and method == "POST":
             version = path.rstrip("/").split("/")[4] if len(path.split("/")) > 4 else "59.0"
             status, text = _soap_login(state, raw, _base_url(request), version)
-            return Response(text, status_code=status, media_type="text/xml;charset=UTF-8")
+            return Response(text, status_code=status, media_type="text/xml;charset=UTF-8",
+                            headers={"Sforce-Limit-Info": state.limit_info()})
         if path.rstrip("/") == "/services/oauth2/token" and method == "POST":
             form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
             status, body = _jwt_login(state, form, _base_url(request))
-            return Response(json.dumps(body), status_code=status, media_type="application/json;charset=UTF-8")
+            return _json_response(status, body, state)
         if path.rstrip("/") == "/services/data" and method == "GET":
             return _json_response(200, [{"label": f"API {v}", "url": f"/services/data/v{v}", "version": v}
                                         for v in API_VERSIONS], state)

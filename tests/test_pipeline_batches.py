@@ -1,0 +1,52 @@
+"""A batch of recordings (a list page) is written with batched CRM calls.
+
+Recordings linked to the same CRM record are applied in page order, as
+successive ``sync`` calls would be, while the records are read only once.
+"""
+
+from __future__ import annotations
+
+from tests.e2e import make_pipeline, outcomes_of
+from tests.test_sync_salesforce import connection
+from worker.simulators.siro import SiroState
+
+X = SiroState.extraction
+
+
+def test_a_page_reads_each_object_once_and_applies_recordings_in_order(
+    salesforce_server, salesforce_state, salesforce_ids, salesforce_token, salesforce_session, siro_server, tmp_path
+):
+    ids = salesforce_ids
+    siro = siro_server.state
+    siro.add_recording("rec-1", entity_extractions=[X("Deal size", 15000, ("Opportunity", "Amount")),
+                                                    X("Industry", "Energy", ("Account", "Industry"))])
+    siro.link("rec-1", integration_connection_id="ic_sf", opportunity=ids.opportunity, account=ids.account)
+    siro.add_recording("rec-2", entity_extractions=[X("Deal size", 16000, ("Opportunity", "Amount")),
+                                                    X("Industry", "energy", ("Account", "Industry"))])
+    siro.link("rec-2", integration_connection_id="ic_sf", opportunity=ids.opportunity, account=ids.account)
+    siro.add_recording("rec-3", entity_extractions=[X("Deal size", 900, ("Opportunity", "Amount"))])
+    siro.link("rec-3", integration_connection_id="ic_sf", opportunity=ids.opportunity2)
+    pipeline = make_pipeline({"connections": [connection(salesforce_server.url, salesforce_token)]}, siro_server,
+                             tmp_path, salesforce_session=salesforce_session)
+    try:
+        with pipeline.siro as client:
+            page = client.list_recordings(updated_gte="2000-01-01T00:00:00Z")
+            assert [r.id for r in page.data] == ["rec-1", "rec-2", "rec-3"]
+            salesforce_state.clear_log()
+            first, second, third = pipeline.process(page.data, trigger="poll")
+    finally:
+        pipeline.close()
+
+    assert outcomes_of(first)[("Opportunity", ids.opportunity, "Amount")][:3] == ("written", 15000, 12500)
+    assert outcomes_of(second)[("Opportunity", ids.opportunity, "Amount")][:3] == ("written", 16000, 15000)
+    assert outcomes_of(third)[("Opportunity", ids.opportunity2, "Amount")][:3] == ("written", 900, None)
+    # The second recording's industry is the one the first just wrote.
+    assert outcomes_of(second)[("Account", ids.account, "Industry")][:3] == ("unchanged", "Energy", "Energy")
+    assert salesforce_state.get_record("Opportunity", ids.opportunity)["Amount"] == 16000
+    assert salesforce_state.get_record("Opportunity", ids.opportunity2)["Amount"] == 900
+
+    queries = salesforce_state.requests_matching("GET", "/query")
+    assert len(queries) == 2  # Opportunity and Account, once each for the whole page
+    patches = salesforce_state.requests_matching("PATCH")
+    # Round one: both opportunities in one request, the account in another; round two: the shared opportunity.
+    assert sorted(len(p.body["records"]) for p in patches) == [1, 1, 2]
