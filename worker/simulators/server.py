@@ -50,6 +50,8 @@ class ServedApp:
             log_level="warning",
             access_log=False,
             lifespan="off",
+            # A client still holding a keep-alive (TLS) connection must not stall shutdown.
+            timeout_graceful_shutdown=2,
             **options,
         )
         self._server = uvicorn.Server(config)
