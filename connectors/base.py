@@ -176,6 +176,9 @@ class Connector(abc.ABC):
     name: ClassVar[str]
     default_models: ClassVar[Mapping[str, ModelTarget]]
     """Keys are lower-case ``crmModelName`` aliases."""
+    option_names: ClassVar[frozenset[str] | None] = None
+    """The connection keys the connector reads; when set, any other key in its
+    ``[[connections]]`` table is a config error (a typo must not be ignored)."""
     write_batch_size: ClassVar[int] = 100
     """The most updates the pipeline hands ``write`` at once (the CRM's batch
     limit), so that a retried call re-sends one batch, never an earlier one."""

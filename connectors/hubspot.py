@@ -115,6 +115,7 @@ class _HTTPFailure(Exception):
 
 class HubSpotConnector(Connector):
     name = "hubspot"
+    option_names = frozenset({"access_token", "api_url", "timeout_s", "ca_bundle"})
     write_batch_size = MAX_BATCH  # batch/update takes 100 inputs
     default_models = {
         "opportunity": ModelTarget("opportunity", "deals"),

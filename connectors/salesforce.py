@@ -400,6 +400,10 @@ class SalesforceConnector(Connector):
     """Salesforce over REST with simple-salesforce. See the module docstring."""
 
     name = "salesforce"
+    option_names = frozenset({
+        "instance_url", "access_token", "username", "password", "security_token", "domain", "consumer_key",
+        "private_key_file", "api_version", "timeout_s",
+    })
     default_models: Mapping[str, ModelTarget] = MappingProxyType({
         "opportunity": ModelTarget("opportunity", "Opportunity"),
         "deal": ModelTarget("opportunity", "Opportunity"),

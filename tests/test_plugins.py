@@ -102,3 +102,14 @@ def test_the_pipeline_writes_through_a_plugin(installed_plugin, tmp_path):
         "stage": "unchanged",
         "id": "not_writable",
     }
+
+
+def test_a_misspelt_connection_key_is_a_config_error_naming_it():
+    config = parse_config(
+        {"connections": [{"connector": "salesforce", "instance_url": "https://x.my.salesforce.com",
+                          "access_token": "t0ken-value", "api_verison": "59.0"}]},
+        env={},
+    )
+    with pytest.raises(ConfigError, match="unknown key 'api_verison'") as caught:
+        ConnectorPool(config).get(config.connections[0])
+    assert "t0ken-value" not in str(caught.value)

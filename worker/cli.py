@@ -16,6 +16,7 @@ from typing import Sequence
 
 from rich.console import Console
 
+from connectors.base import ConnectorError, UnknownObject
 from worker import __version__
 from worker.errors import ConfigError, CredentialError, WritebackError
 from worker.ledger import Ledger
@@ -23,7 +24,7 @@ from worker.pipeline import AUTH, ConnectorPool, Pipeline
 from worker.plan import RecordingReport
 from worker.redact import install_redaction
 from worker.report import render_report
-from worker.settings import Settings, load_settings
+from worker.settings import ConnectionConfig, Settings, load_settings
 from worker.siro_client import SiroAuthError, SiroClient, SiroError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -146,9 +147,8 @@ def _check(settings: Settings) -> int:
     return EXIT_USAGE if problems else EXIT_OK
 
 
-def _check_connection(console: Console, pool: ConnectorPool, connection) -> int:
-    from connectors.base import ConnectorError
-
+def _check_connection(console: Console, pool: ConnectorPool, connection: ConnectionConfig) -> int:
+    """Check one connection's credentials and the schema of every object its model map names."""
     name = connection.display_name
     try:
         connector = pool.get(connection)
@@ -163,6 +163,9 @@ def _check_connection(console: Console, pool: ConnectorPool, connection) -> int:
             schema = connector.object_schema(object_name)
             writable = sum(1 for f in schema.fields.values() if f.writable)
             console.print(f"[green]ok[/]   {name}: {object_name} ({len(schema.fields)} fields, {writable} writable)")
+        except UnknownObject:
+            # Not every org has every object (HubSpot leads, say): mappings to it will be unknown_model.
+            console.print(f"[yellow]warn[/] {name}: the CRM has no {object_name} object")
         except ConnectorError as exc:
             console.print(f"[red]FAIL[/] {name}: {object_name}: {exc}")
             problems += 1

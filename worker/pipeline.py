@@ -74,6 +74,12 @@ class ConnectorPool:
         name = connection.display_name
         if name not in self._instances:
             cls = self.connector_class(connection)
+            unknown = sorted(set(connection.options) - cls.option_names) if cls.option_names is not None else []
+            if unknown:
+                raise ConfigError(
+                    f"connection {name!r}: unknown key {unknown[0]!r} for connector {connection.connector!r} "
+                    f"(it reads: {', '.join(sorted(cls.option_names or ()))})"
+                )
             try:
                 self._instances[name] = self._factory(connection, cls)
             except (ValueError, TypeError, KeyError) as exc:

@@ -36,6 +36,7 @@ SCHEMA = {
 
 class MemoryCrmConnector(Connector):
     name = "memory-crm"
+    option_names = frozenset({"path"})
     default_models = {"opportunity": ModelTarget("opportunity", "Deal"), "deal": ModelTarget("opportunity", "Deal")}
 
     def _load(self) -> dict:
