@@ -40,8 +40,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from worker.connector_pool import ConnectorPool  # noqa: E402
 from worker.ledger import Ledger  # noqa: E402
-from worker.pipeline import ConnectorPool, Pipeline  # noqa: E402
+from worker.pipeline import Pipeline  # noqa: E402
 from worker.settings import parse_config  # noqa: E402
 from worker.simulators import hubspot, salesforce, siro  # noqa: E402
 from worker.simulators.server import ServedApp  # noqa: E402

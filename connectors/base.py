@@ -228,5 +228,5 @@ def json_number(value: Decimal) -> int | float:
 
 def iso_datetime(value: dt.datetime) -> str:
     """An aware datetime as ISO 8601 in UTC with milliseconds and a ``Z``."""
-    value = value.astimezone(dt.timezone.utc)
+    value = value.astimezone(dt.UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"

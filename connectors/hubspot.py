@@ -61,7 +61,6 @@ from connectors.base import (
     UnknownObject,
     iso_datetime,
 )
-
 from worker.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -466,10 +465,10 @@ class HubSpotConnector(Connector):
             return format(Decimal(repr(value)), "f")
         if isinstance(value, dt.datetime):
             if field.type == FieldType.DATE:
-                aware = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-                return aware.astimezone(dt.timezone.utc).date().isoformat()
+                aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+                return aware.astimezone(dt.UTC).date().isoformat()
             if value.tzinfo is None:
-                value = value.replace(tzinfo=dt.timezone.utc)
+                value = value.replace(tzinfo=dt.UTC)
             return iso_datetime(value)
         if isinstance(value, dt.date):
             return value.isoformat()
@@ -548,7 +547,7 @@ def _as_wire(value: Any) -> str:
     if isinstance(value, Decimal):
         return format(value, "f")
     if isinstance(value, dt.datetime):
-        return iso_datetime(value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc))
+        return iso_datetime(value if value.tzinfo else value.replace(tzinfo=dt.UTC))
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, (tuple, list)):

@@ -259,7 +259,7 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
             from email.utils import parsedate_to_datetime
 
             when = parsedate_to_datetime(value)
-            return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())
+            return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
         except (TypeError, ValueError):
             return None
 
@@ -279,7 +279,7 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return json_number(value)
     if isinstance(value, dt.datetime):
-        return iso_datetime(value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc))
+        return iso_datetime(value if value.tzinfo else value.replace(tzinfo=dt.UTC))
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, (tuple, set, frozenset)):
@@ -657,7 +657,8 @@ class SalesforceConnector(Connector):
             next_url = result["nextRecordsUrl"]
             try:
                 result = self._call(f"query {object_name}",
-                                    lambda sf: sf.query_more(next_url, identifier_is_url=True, timeout=self._timeout))
+                                    lambda sf, url=next_url: sf.query_more(url, identifier_is_url=True,
+                                                                           timeout=self._timeout))
             except _Rejected as exc:
                 raise PermanentError(f"salesforce query {object_name} (next page): {exc}") from None
 
@@ -792,10 +793,10 @@ class SalesforceConnector(Connector):
             return value
         if isinstance(value, dt.datetime):
             if field.type == FieldType.DATE:
-                aware = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-                return aware.astimezone(dt.timezone.utc).date().isoformat()
+                aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+                return aware.astimezone(dt.UTC).date().isoformat()
             if value.tzinfo is None:
-                value = value.replace(tzinfo=dt.timezone.utc)
+                value = value.replace(tzinfo=dt.UTC)
             return iso_datetime(value)
         if isinstance(value, dt.date):
             return value.isoformat()

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from worker.connector_pool import ConnectorPool
 from worker.ledger import Ledger
-from worker.pipeline import ConnectorPool, Pipeline
+from worker.pipeline import Pipeline
 from worker.plan import RecordingReport
 from worker.retry import RetryPolicy
 from worker.settings import parse_config

@@ -20,7 +20,7 @@ from worker.coercion import (
     to_json,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def schema(kind: FieldType, **kwargs) -> FieldSchema:

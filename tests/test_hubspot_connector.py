@@ -350,7 +350,7 @@ def test_encode(hubspot_connector: HubSpotConnector) -> None:
     assert enc(schema["amount"], 42) == "42"
     assert enc(schema["closedate"], dt.date(2026, 2, 3)) == "2026-02-03"
     assert enc(schema["closedate"], dt.datetime(2026, 2, 3, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-2)))) == "2026-02-04"
-    assert enc(schema["next_meeting_at"], dt.datetime(2026, 2, 3, 23, 30, tzinfo=dt.timezone.utc)) == "2026-02-03T23:30:00.000Z"
+    assert enc(schema["next_meeting_at"], dt.datetime(2026, 2, 3, 23, 30, tzinfo=dt.UTC)) == "2026-02-03T23:30:00.000Z"
     assert enc(schema["competitors"], ("globex", "initech")) == "globex;initech"
     assert enc(schema["dealname"], "Acme") == "Acme"
     assert enc(schema["dealname"], None) == ""

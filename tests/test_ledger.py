@@ -8,7 +8,7 @@ import multiprocessing
 import socket
 import sqlite3
 import traceback
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -145,7 +145,7 @@ VALUES: list[Any] = [
 
 
 def test_run_round_trips_every_json_type(ledger: Ledger) -> None:
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     run_id = ledger.start_run("rec-1", trigger="webhook")
     rows = [
         row(f"Field_{i}__c", value, previous=VALUES[-1 - i], reason=f"r{i}" if i % 2 else None,
@@ -154,7 +154,7 @@ def test_run_round_trips_every_json_type(ledger: Ledger) -> None:
     ]
     ledger.record(run_id, "rec-1", rows)
     ledger.finish_run(run_id, "partial", "1 field failed")
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
 
     got = ledger.attempts("rec-1")
     assert len(got) == len(rows)

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from connectors import registry
+from worker.connector_pool import ConnectorPool
 from worker.errors import ConfigError
-from worker.pipeline import ConnectorPool, Pipeline
+from worker.pipeline import Pipeline
 from worker.retry import RetryPolicy
 from worker.settings import parse_config
 from worker.siro_models import Recording

@@ -292,7 +292,7 @@ def test_encode(salesforce_connector):
     assert enc(schema.fields["CloseDate"], dt.date(2024, 5, 1)) == "2024-05-01"
     assert enc(schema.fields["CloseDate"], dt.datetime(2024, 5, 1, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5)))) \
         == "2024-05-02"
-    when = dt.datetime(2024, 5, 1, 10, 0, 1, 250000, tzinfo=dt.timezone.utc)
+    when = dt.datetime(2024, 5, 1, 10, 0, 1, 250000, tzinfo=dt.UTC)
     assert enc(schema.fields["Next_Meeting__c"], when) == "2024-05-01T10:00:01.250Z"
     assert enc(schema.fields["Competitors__c"], ("Gong", "Clari")) == "Gong;Clari"
     assert enc(schema.fields["Budget_Confirmed__c"], True) is True
@@ -303,7 +303,7 @@ def test_encode(salesforce_connector):
 def test_encoded_values_round_trip(salesforce_connector, salesforce_ids, salesforce_state):
     schema = salesforce_connector.object_schema("Opportunity")
     canonical = {"Amount": Decimal("1234.5"), "CloseDate": dt.date(2025, 1, 31),
-                 "Next_Meeting__c": dt.datetime(2025, 2, 1, 9, 30, tzinfo=dt.timezone.utc),
+                 "Next_Meeting__c": dt.datetime(2025, 2, 1, 9, 30, tzinfo=dt.UTC),
                  "Competitors__c": ("Clari", "Other"), "Budget_Confirmed__c": True, "Seats__c": 40,
                  "Probability": Decimal("55"), "Type": "Something Custom"}
     values = {name: salesforce_connector.encode(schema.fields[name], value) for name, value in canonical.items()}

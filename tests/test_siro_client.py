@@ -29,11 +29,11 @@ from worker.siro_client import (
     SiroRequestError,
     SiroUnavailable,
     SlidingWindowRateLimiter,
-    format_siro_datetime,
     _parse_retry_after,
+    format_siro_datetime,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 T0 = dt.datetime(2024, 6, 13, 4, 0, 0, tzinfo=UTC)
 MakeClient = Callable[..., SiroClient]
 

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from worker.siro_models import CallerIdentity, CrmLinks, EntityExtraction, Recording, RecordingPage
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def _spec_path() -> Path | None:
@@ -142,7 +142,7 @@ def test_openapi_recording_example_parses_and_aliases_match() -> None:
     assert set(props) - declared == set(rec.model_extra or {})
     assert rec.model_extra and "followups" in rec.model_extra and "evaluationScore" in rec.model_extra
     assert rec.crm is not None
-    for name, info in CrmLinks.model_fields.items():
+    for info in CrmLinks.model_fields.values():
         assert info.alias in props["crm"]["properties"]
     for slot in ("users", "engagement", "opportunity", "contacts", "account", "lead"):
         assert [link.external_id for link in rec.crm.slot(slot)] == ["externalId-1"]

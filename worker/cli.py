@@ -18,9 +18,10 @@ from rich.console import Console
 
 from connectors.base import ConnectorError, UnknownObject
 from worker import __version__
+from worker.connector_pool import ConnectorPool
 from worker.errors import ConfigError, CredentialError, WritebackError
-from worker.ledger import Ledger
-from worker.pipeline import AUTH, ConnectorPool, Pipeline
+from worker.ledger import Ledger, LedgerError
+from worker.pipeline import AUTH, Pipeline
 from worker.plan import RecordingReport
 from worker.redact import install_redaction
 from worker.report import render_report
@@ -92,8 +93,8 @@ def open_pipeline(settings: Settings, stack: ExitStack, *, ledger: bool = True) 
     if ledger:
         try:
             store = Ledger.open(settings.database_url)
-        except Exception as exc:  # noqa: BLE001 - any driver error is a config problem here
-            raise ConfigError(f"WRITEBACK_DATABASE_URL: cannot open the ledger: {type(exc).__name__}") from None
+        except LedgerError as exc:
+            raise ConfigError(f"WRITEBACK_DATABASE_URL: cannot open the ledger: {exc}") from None
         stack.callback(store.close)
     return Pipeline(settings.config, connectors=pool, siro=siro, ledger=store)
 

@@ -116,11 +116,11 @@ def parse_current(raw: Any, field: FieldSchema) -> Any:
             return _coerce_decimal(raw)
         if kind is FieldType.DATE:
             if _is_epoch(raw):
-                return dt.datetime.fromtimestamp(int(raw) / 1000, dt.timezone.utc).date()
+                return dt.datetime.fromtimestamp(int(raw) / 1000, dt.UTC).date()
             return _coerce_date(raw)
         if kind is FieldType.DATETIME:
             if _is_epoch(raw):
-                return _to_millis(dt.datetime.fromtimestamp(int(raw) / 1000, dt.timezone.utc))
+                return _to_millis(dt.datetime.fromtimestamp(int(raw) / 1000, dt.UTC))
             return _coerce_datetime(raw)
         if kind is FieldType.MULTIPICKLIST:
             return tuple(_split_multi(raw))
@@ -344,20 +344,20 @@ def _coerce_datetime(value: Any) -> dt.datetime:
     if isinstance(value, dt.datetime):
         return _to_millis(_utc(value))
     if isinstance(value, dt.date):
-        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
     if not isinstance(value, str):
         raise InvalidValue(f"{_show(value)} is not a date-time")
     parsed = _parse_iso(value)
     if not isinstance(parsed, dt.datetime):
-        return dt.datetime(parsed.year, parsed.month, parsed.day, tzinfo=dt.timezone.utc)
+        return dt.datetime(parsed.year, parsed.month, parsed.day, tzinfo=dt.UTC)
     return _to_millis(_utc(parsed))
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
     """Naive date-times are taken as UTC."""
     if value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
 
 
 def _to_millis(value: dt.datetime) -> dt.datetime:

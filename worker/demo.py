@@ -19,8 +19,9 @@ from importlib import resources
 
 from rich.console import Console
 
+from worker.connector_pool import ConnectorPool
 from worker.ledger import Ledger
-from worker.pipeline import ConnectorPool, Pipeline
+from worker.pipeline import Pipeline
 from worker.plan import RecordingReport
 from worker.report import report_table
 from worker.settings import parse_config
@@ -29,8 +30,6 @@ from worker.simulators.sample_data import seed_demo
 from worker.simulators.server import ServedApp
 from worker.simulators.tls import local_tls
 from worker.siro_client import SiroClient
-
-
 
 
 def _write_requests(sf: salesforce.SalesforceState, hs: hubspot.HubSpotState) -> int:

@@ -12,11 +12,9 @@ Outcomes are what the CRM answered, never what we meant to send: a field is
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
 
-from connectors import registry
 from connectors.base import (
     AuthError,
     Connector,
@@ -26,10 +24,11 @@ from connectors.base import (
     ObjectSchema,
     RecordState,
     RecordWrite,
+    TransientError,
     UnknownObject,
 )
 from worker import coercion
-from worker.errors import ConfigError
+from worker.connector_pool import ConnectorPool
 from worker.ledger import Ledger, OutcomeRow
 from worker.outcomes import Outcome
 from worker.plan import FieldReport, FieldWrite, RecordingReport, RecordUpdate, WritePlan, status_of
@@ -39,57 +38,7 @@ from worker.settings import ConnectionConfig, WritebackConfig
 from worker.siro_client import RecordingNotFound, SiroClient
 from worker.siro_models import Recording
 
-log = logging.getLogger(__name__)
-
 AUTH = "auth"
-
-
-class ConnectorPool:
-    """One connector instance per configured connection, built on first use."""
-
-    def __init__(
-        self,
-        config: WritebackConfig,
-        factory: Callable[[ConnectionConfig, type[Connector]], Connector] | None = None,
-    ) -> None:
-        self.config = config
-        self._factory = factory or (lambda connection, cls: cls(connection.options))
-        self._classes: dict[str, type[Connector]] = {}
-        self._instances: dict[str, Connector] = {}
-
-    def connector_class(self, connection: ConnectionConfig) -> type[Connector]:
-        cls = self._classes.get(connection.connector)
-        if cls is None:
-            try:
-                cls = registry.load(connection.connector)
-            except registry.UnknownConnector as exc:
-                raise ConfigError(f"connection {connection.display_name!r}: {exc}") from None
-            self._classes[connection.connector] = cls
-        return cls
-
-    def model_map(self, connection: ConnectionConfig) -> dict[str, Any]:
-        return connection.model_map(self.connector_class(connection).default_models)
-
-    def get(self, connection: ConnectionConfig) -> Connector:
-        name = connection.display_name
-        if name not in self._instances:
-            cls = self.connector_class(connection)
-            unknown = sorted(set(connection.options) - cls.option_names) if cls.option_names is not None else []
-            if unknown:
-                raise ConfigError(
-                    f"connection {name!r}: unknown key {unknown[0]!r} for connector {connection.connector!r} "
-                    f"(it reads: {', '.join(sorted(cls.option_names or ()))})"
-                )
-            try:
-                self._instances[name] = self._factory(connection, cls)
-            except (ValueError, TypeError, KeyError) as exc:
-                raise ConfigError(f"connection {name!r}: {exc}") from None
-        return self._instances[name]
-
-    def close(self) -> None:
-        for connector in self._instances.values():
-            connector.close()
-        self._instances.clear()
 
 
 @dataclass
@@ -123,16 +72,18 @@ class _Field:
         )
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Batch:
-    """The fields of one (connection, object) to run through the CRM together."""
+    """One (connection, object): its fields go through the CRM together."""
 
     connection: ConnectionConfig
     object: str
-    updates: list[RecordUpdate] = field(default_factory=list)
 
 
 class Pipeline:
+    """Runs recordings through the stages; holds no state between calls but the
+    connectors' schema caches, so any worker can process any recording."""
+
     def __init__(
         self,
         config: WritebackConfig,
@@ -202,8 +153,7 @@ class Pipeline:
                 key = (plan.connection, update.object.casefold())
                 if key not in grouped:
                     grouped[key] = (_Batch(connection, update.object), [])
-                batch, fields = grouped[key]
-                batch.updates.append(update)
+                fields = grouped[key][1]
                 fields.extend((index, _Field(update, write)) for write in update.fields.values())
         return grouped.values()
 
@@ -276,7 +226,9 @@ class Pipeline:
         for start in range(0, len(writes), size):
             chunk = writes[start : start + size]
             try:
-                results = self.retry.call(lambda: connector.write(batch.object, chunk), f"write of {batch.object}")
+                results = self.retry.call(
+                    lambda chunk=chunk: connector.write(batch.object, chunk), f"write of {batch.object}"
+                )
             except ConnectorError as exc:
                 _fail_all([item for w in chunk for item in to_send[w.record_id].values()], exc)
                 continue
@@ -421,6 +373,11 @@ def _value_of(state: RecordState, name: str) -> Any:
 
 
 def _fail_all(items: Iterable[_Field], exc: ConnectorError) -> None:
-    prefix = AUTH if isinstance(exc, AuthError) else "failed"
+    if isinstance(exc, AuthError):
+        reason = f"{AUTH}: {exc}"
+    elif isinstance(exc, TransientError):
+        reason = f"gave up after retries: {exc}"
+    else:
+        reason = str(exc)
     for item in items:
-        item.decide(Outcome.FAILED, f"{prefix}: {exc}")
+        item.decide(Outcome.FAILED, reason)

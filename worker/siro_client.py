@@ -252,8 +252,8 @@ def format_siro_datetime(value: dt.datetime | str, *, round_up: bool = False) ->
     if not isinstance(value, dt.datetime):
         raise TypeError(f"expected a datetime, got {type(value).__name__}")
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    value = value.astimezone(dt.timezone.utc)
+        value = value.replace(tzinfo=dt.UTC)
+    value = value.astimezone(dt.UTC)
     millis, micros = divmod(value.microsecond, 1000)
     if micros and round_up:
         value = value.replace(microsecond=0) + dt.timedelta(milliseconds=millis + 1)
@@ -278,8 +278,8 @@ def _parse_retry_after(value: str | None) -> float | None:
         if when is None:
             return None
         if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.timezone.utc)
-        seconds = (when - dt.datetime.now(dt.timezone.utc)).total_seconds()
+            when = when.replace(tzinfo=dt.UTC)
+        seconds = (when - dt.datetime.now(dt.UTC)).total_seconds()
     if math.isnan(seconds) or math.isinf(seconds):
         return None
     return max(seconds, 0.0)
@@ -343,7 +343,7 @@ class SiroClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "SiroClient":
+    def __enter__(self) -> SiroClient:
         return self
 
     def __exit__(self, *exc: object) -> None:

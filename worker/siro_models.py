@@ -56,7 +56,7 @@ def _parse_timestamp(value: Any) -> dt.datetime | None:
         except ValueError:
             return None
     # Siro's timestamps are UTC; one without an offset is read as UTC.
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
 
 
 class SiroModel(BaseModel):

@@ -37,6 +37,8 @@ from sqlalchemy import Engine, create_engine, event, func, insert, select, updat
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, make_url
 
+from worker.errors import WritebackError
+
 from .schema import Attempt, Run, utcnow
 
 __all__ = [
@@ -89,7 +91,7 @@ RUN_STATUSES = frozenset({"ok", "partial", "skipped", "failed"})
 RUNNING = "running"
 
 
-class LedgerError(Exception):
+class LedgerError(WritebackError):
     """A ledger operation failed; the message never carries a password."""
 
 
@@ -325,7 +327,7 @@ class Ledger:
 
     @contextmanager
     def _write(self, action: str) -> Iterator[Connection]:
-        self.engine  # fork check
+        _ = self.engine  # the property re-creates the engine after a fork
         with self._guard(action), self._writer.begin() as conn:
             yield conn
 

@@ -75,11 +75,11 @@ AUTH_MESSAGE = (
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _iso(value: dt.datetime) -> str:
-    value = value.astimezone(dt.timezone.utc)
+    value = value.astimezone(dt.UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
@@ -909,14 +909,14 @@ def _parse_date(value: str) -> tuple[str | None, str]:
     moment: dt.datetime | None = None
     if _DIGITS_RE.match(value):
         try:
-            moment = dt.datetime.fromtimestamp(int(value) / 1000, dt.timezone.utc)
+            moment = dt.datetime.fromtimestamp(int(value) / 1000, dt.UTC)
         except (OverflowError, OSError, ValueError):
             return None, f"{value} was not a valid date."
     else:
         moment = _parse_iso(value)
     if moment is None:
         return None, f"{value} was not a valid date."
-    moment = moment.astimezone(dt.timezone.utc)
+    moment = moment.astimezone(dt.UTC)
     if (moment.hour, moment.minute, moment.second, moment.microsecond) != (0, 0, 0, 0):
         return None, (f"{value} is at {moment.hour}:{moment.minute:02d}:{moment.second}."
                       f"{moment.microsecond // 1000:03d} UTC, not midnight!")
@@ -932,19 +932,19 @@ def _parse_iso(value: str) -> dt.datetime | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
+        moment = moment.replace(tzinfo=dt.UTC)
     return moment
 
 
 def _parse_datetime(value: str) -> dt.datetime | None:
     if _DIGITS_RE.match(value):
         try:
-            return dt.datetime.fromtimestamp(int(value) / 1000, dt.timezone.utc)
+            return dt.datetime.fromtimestamp(int(value) / 1000, dt.UTC)
         except (OverflowError, OSError, ValueError):
             return None
     if _DATE_RE.match(value):
         try:
-            return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.timezone.utc)
+            return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.UTC)
         except ValueError:
             return None
     if "T" not in value:

@@ -45,7 +45,7 @@ import secrets
 import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation, ROUND_HALF_UP
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
@@ -387,7 +387,7 @@ class SalesforceState:
             self.deleted[key] = object_name
 
     def _touch(self, obj: SFObject, record: dict[str, Any]) -> None:
-        now = _format_datetime(dt.datetime.now(dt.timezone.utc))
+        now = _format_datetime(dt.datetime.now(dt.UTC))
         for name in ("LastModifiedDate", "SystemModstamp"):
             if name in obj.fields:
                 record[name] = now
@@ -653,7 +653,7 @@ _DATETIME_RE = re.compile(
 
 
 def _format_datetime(value: dt.datetime) -> str:
-    value = value.astimezone(dt.timezone.utc)
+    value = value.astimezone(dt.UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}+0000"
 
 
@@ -676,7 +676,7 @@ def _parse_datetime(text: str) -> dt.datetime | None:
     micro = int((match[7] or "0").ljust(6, "0")[:6])
     zone = match[8]
     if zone in (None, "Z"):
-        tz = dt.timezone.utc
+        tz = dt.UTC
     else:
         digits = zone[1:].replace(":", "")
         offset = dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))

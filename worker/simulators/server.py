@@ -38,7 +38,7 @@ class ServedApp:
         scheme = "https" if self.tls else "http"
         return f"{scheme}://127.0.0.1:{self.port}"
 
-    def start(self) -> "ServedApp":
+    def start(self) -> ServedApp:
         options: dict[str, Any] = {}
         if self.tls:
             tls = local_tls()
@@ -72,7 +72,7 @@ class ServedApp:
         self._server = None
         self._thread = None
 
-    def __enter__(self) -> "ServedApp":
+    def __enter__(self) -> ServedApp:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -86,7 +86,7 @@ GET_PARAMS = frozenset(ENRICHMENTS)
 LIST_PARAMS = frozenset(ENRICHMENTS) | frozenset(STATUS_FILTERS) | frozenset(TIME_FILTERS) | {"pageSize", "cursor"}
 
 _STRICT_TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 # --------------------------------------------------------------------------
@@ -96,8 +96,8 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 def iso(value: dt.datetime) -> str:
     """A datetime in Siro's wire format, ``YYYY-MM-DDTHH:mm:ss.sssZ`` (UTC)."""
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    value = value.astimezone(dt.timezone.utc)
+        value = value.replace(tzinfo=dt.UTC)
+    value = value.astimezone(dt.UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
@@ -112,7 +112,7 @@ def parse_ts(value: Any) -> dt.datetime | None:
             return None
     else:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def _ts_value(value: dt.datetime | str | None, default: dt.datetime) -> str:
@@ -189,7 +189,7 @@ class SiroState:
         self.rate_limit_per_minute = rate_limit_per_minute
         self.strict_timestamps = strict_timestamps
         self.organization_id = organization_id
-        self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
+        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._lock = threading.RLock()
         self._recordings: dict[str, dict[str, Any]] = {}
         self._tokens: dict[str, dict[str, Any]] = {}
@@ -203,7 +203,7 @@ class SiroState:
     def now(self) -> dt.datetime:
         """The state's clock (UTC, aware)."""
         value = self._clock()
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
     # -- tokens ------------------------------------------------------------
 
@@ -687,7 +687,7 @@ class SiroApi:
             except ValueError:
                 raise _ApiError(400, "bad_request", f"{name} is not a valid ISO 8601 timestamp") from None
             if when.tzinfo is None:
-                when = when.replace(tzinfo=dt.timezone.utc)
+                when = when.replace(tzinfo=dt.UTC)
             bounds.append((field_name, op, when))
 
         status_filters: dict[str, bool] = {}

@@ -1,0 +1,63 @@
+"""One connector instance per configured connection, built on first use.
+
+The pool turns a ``[[connections]]`` table into a live connector: it finds the
+class through the registry (entry points), rejects keys the connector does
+not read, and keeps the instance (and so its schema cache) for the process.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from connectors import registry
+from connectors.base import Connector
+from worker.errors import ConfigError
+from worker.settings import ConnectionConfig, WritebackConfig
+
+
+class ConnectorPool:
+    """One connector instance per configured connection, built on first use."""
+
+    def __init__(
+        self,
+        config: WritebackConfig,
+        factory: Callable[[ConnectionConfig, type[Connector]], Connector] | None = None,
+    ) -> None:
+        self.config = config
+        self._factory = factory or (lambda connection, cls: cls(connection.options))
+        self._classes: dict[str, type[Connector]] = {}
+        self._instances: dict[str, Connector] = {}
+
+    def connector_class(self, connection: ConnectionConfig) -> type[Connector]:
+        cls = self._classes.get(connection.connector)
+        if cls is None:
+            try:
+                cls = registry.load(connection.connector)
+            except registry.UnknownConnector as exc:
+                raise ConfigError(f"connection {connection.display_name!r}: {exc}") from None
+            self._classes[connection.connector] = cls
+        return cls
+
+    def model_map(self, connection: ConnectionConfig) -> dict[str, Any]:
+        return connection.model_map(self.connector_class(connection).default_models)
+
+    def get(self, connection: ConnectionConfig) -> Connector:
+        name = connection.display_name
+        if name not in self._instances:
+            cls = self.connector_class(connection)
+            unknown = sorted(set(connection.options) - cls.option_names) if cls.option_names is not None else []
+            if unknown:
+                raise ConfigError(
+                    f"connection {name!r}: unknown key {unknown[0]!r} for connector {connection.connector!r} "
+                    f"(it reads: {', '.join(sorted(cls.option_names or ()))})"
+                )
+            try:
+                self._instances[name] = self._factory(connection, cls)
+            except (ValueError, TypeError, KeyError) as exc:
+                raise ConfigError(f"connection {name!r}: {exc}") from None
+        return self._instances[name]
+
+    def close(self) -> None:
+        for connector in self._instances.values():
+            connector.close()
+        self._instances.clear()
