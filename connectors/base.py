@@ -70,6 +70,9 @@ class FieldSchema:
     precision: int | None = None  # total digits of a number, when the CRM limits it
     scale: int | None = None  # digits after the decimal point
     crm_type: str = ""  # the CRM's own type name, for messages
+    # A regular expression the whole text must match (record ids, emails), so a
+    # value the CRM would refuse is invalid_value before any request.
+    pattern: str | None = None
 
 
 @dataclass(frozen=True)

@@ -290,6 +290,12 @@ def _json_default(value: Any) -> Any:
 # ---------------------------------------------------------------- type mapping
 
 _STRING_TYPES = {"string", "email", "phone", "url", "id", "reference", "encryptedstring"}
+# What Salesforce refuses outright (MALFORMED_ID, INVALID_EMAIL_ADDRESS); it may still refuse more.
+_PATTERNS = {
+    "id": r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?",
+    "reference": r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?",
+    "email": r"[^@\s]+@[^@\s]+\.[^@\s]+",
+}
 _NUMBER_TYPES = {"double", "currency", "percent"}
 
 
@@ -307,7 +313,7 @@ def _field_schema(raw: Mapping[str, Any]) -> FieldSchema:
     common: dict[str, Any] = dict(name=name, label=str(raw.get("label") or name), writable=updateable,
                                   not_writable_reason=reason, crm_type=sf_type)
     if sf_type in _STRING_TYPES:
-        return FieldSchema(type=FieldType.STRING, max_length=length, **common)
+        return FieldSchema(type=FieldType.STRING, max_length=length, pattern=_PATTERNS.get(sf_type), **common)
     if sf_type == "textarea":
         return FieldSchema(type=FieldType.TEXT, max_length=length, **common)
     if sf_type == "boolean":

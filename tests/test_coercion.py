@@ -493,3 +493,17 @@ def test_comparable_is_exact_beyond_28_digits():
 def test_comparable_of_absurd_numbers_does_not_raise(value):
     assert comparable(value) == comparable(value)
     assert comparable(value) != comparable(0)
+
+
+class TestPattern:
+    """A field's pattern (record ids, emails) is checked before any request."""
+
+    REFERENCE = FieldSchema("AccountId", FieldType.STRING, max_length=18, crm_type="reference",
+                            pattern=r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
+
+    def test_a_record_id_passes(self):
+        assert coerce("0015g000000DSvSAAW", self.REFERENCE) == "0015g000000DSvSAAW"
+
+    def test_a_name_where_an_id_belongs_is_invalid(self):
+        with pytest.raises(InvalidValue, match="'Acme Roofing' is not a valid reference for AccountId"):
+            coerce("Acme Roofing", self.REFERENCE)

@@ -73,6 +73,8 @@ def seed_every_outcome(siro: SiroState, sf: SalesforceState, ids: SeededIds) -> 
             X("Role", "Homeowner", ("Contact", "Title")),
             X("Spouse", None, ("Contact", "Department")),
             X("Visit notes", "Walked the roof", ("Appointment", "Description")),
+            X("Account", "Acme Roofing", ("Opportunity", "AccountId")),
+            X("Email", "dana at acme", ("Contact", "Email")),
         ],
     )
     siro.link("rec-sf", integration_connection_id="ic_sf", opportunity=ids.opportunity, account=ids.account,
@@ -105,6 +107,9 @@ def test_one_recording_reaches_every_outcome(sf, salesforce_state, salesforce_id
     assert competitors.outcome == "invalid_value" and "'Zoom'" in competitors.reason
     pains = got[("Opportunity", ids.opportunity, "Pain_Points__c")]
     assert pains.outcome == "invalid_value" and "1000" in pains.reason
+    # A name where a record id belongs, a malformed email: refused before any request.
+    assert got[("Opportunity", ids.opportunity, "AccountId")].outcome == "invalid_value"
+    assert got[("Contact", ids.contact, "Email")].outcome == "invalid_value"
     assert [line.outcome for line in report.fields if line.field == "Type"] == ["conflict", "conflict"]
     assert got[("Contact", ids.contact, "Title")] == Outcomes("written", "Homeowner", None)
     assert got[("Contact", gone, "Title")].outcome == "failed"

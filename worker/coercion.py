@@ -249,6 +249,8 @@ def _coerce_text(value: Any, field: FieldSchema) -> str:
         text = _scalar_text(value)
     if field.max_length is not None and len(text) > field.max_length:
         raise InvalidValue(f"text of {len(text)} characters is longer than the field's {field.max_length}")
+    if field.pattern is not None and text and not re.fullmatch(field.pattern, text):
+        raise InvalidValue(f"{_show(text)} is not a valid {field.crm_type or 'value'} for {field.name}")
     return text
 
 
