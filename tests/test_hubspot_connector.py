@@ -68,7 +68,7 @@ def test_schema_maps_properties_and_pipelines(hubspot_connector: HubSpotConnecto
     assert f["dealname"].type == FieldType.STRING and f["dealname"].max_length == 65536
     assert f["description"].type == FieldType.TEXT and f["description"].max_length == 65536
     assert f["amount"].type == FieldType.NUMBER
-    assert f["closedate"].type == FieldType.DATE
+    assert f["contract_start_date"].type == FieldType.DATE
     assert f["next_meeting_at"].type == FieldType.DATETIME
     assert f["budget_confirmed"].type == FieldType.BOOLEAN
     assert f["competitors"].type == FieldType.MULTIPICKLIST and f["competitors"].restricted
@@ -124,13 +124,13 @@ def test_unknown_object(hubspot_connector: HubSpotConnector) -> None:
 def test_read_typed_values_and_missing_ids(hubspot_connector: HubSpotConnector, hubspot_state: HubSpotState) -> None:
     acme, globex = hubspot_state.named["deal_acme"], hubspot_state.named["deal_globex"]
     hubspot_state.archive_record("deals", globex)
-    fields = ["dealname", "amount", "closedate", "dealstage", "competitors", "budget_confirmed"]
+    fields = ["dealname", "amount", "contract_start_date", "dealstage", "competitors", "budget_confirmed"]
     states = hubspot_connector.read("deals", [acme, "404404", globex, "not-an-id"], fields)
     assert list(states) == [acme, "404404", globex, "not-an-id"]
     values = states[acme].values
     assert values["dealname"] == "Acme - Platform"
     assert values["amount"] == "12500"
-    assert values["closedate"] == "2026-12-31"
+    assert values["contract_start_date"] == "2026-12-31"
     assert values["dealstage"] == "qualifiedtobuy"
     assert values["competitors"] is None and values["budget_confirmed"] is None
     for missing in ("404404", globex):
@@ -162,7 +162,7 @@ def test_write_happy_path(hubspot_connector: HubSpotConnector, hubspot_state: Hu
     updates = [
         RecordWrite(acme, {
             "amount": enc(schema.fields["amount"], Decimal("15000.50")),
-            "closedate": enc(schema.fields["closedate"], dt.date(2027, 1, 15)),
+            "contract_start_date": enc(schema.fields["contract_start_date"], dt.date(2027, 1, 15)),
             "dealstage": enc(schema.fields["dealstage"], "closedwon"),
             "budget_confirmed": enc(schema.fields["budget_confirmed"], True),
             "competitors": enc(schema.fields["competitors"], ("globex", "umbrella")),
@@ -179,19 +179,19 @@ def test_write_happy_path(hubspot_connector: HubSpotConnector, hubspot_state: Hu
 
     stored = hubspot_state.get_record("deals", acme)
     assert stored["amount"] == "15000.50"
-    assert stored["closedate"] == "2027-01-15"
+    assert stored["contract_start_date"] == "2027-01-15"
     assert stored["budget_confirmed"] == "true"
     assert stored["competitors"] == "globex;umbrella"
     assert stored["next_meeting_at"] == "2027-01-03T14:30:00.000Z"
 
-    again = hubspot_connector.read("deals", [acme], ["amount", "closedate", "next_meeting_at"])[acme].values
-    assert again["closedate"] == "2027-01-15" and again["next_meeting_at"] == "2027-01-03T14:30:00.000Z"
+    again = hubspot_connector.read("deals", [acme], ["amount", "contract_start_date", "next_meeting_at"])[acme].values
+    assert again["contract_start_date"] == "2027-01-15" and again["next_meeting_at"] == "2027-01-03T14:30:00.000Z"
 
 
 def test_one_bad_record_does_not_sink_its_batch(hubspot_connector: HubSpotConnector, hubspot_state: HubSpotState) -> None:
     ids = make_deals(hubspot_state, 10)
     updates = [RecordWrite(rid, {"hs_next_step": f"step {n}"}) for n, rid in enumerate(ids)]
-    updates[6] = RecordWrite(ids[6], {"hs_next_step": "step 6", "closedate": "2026-05-01T10:00:00.000Z"})
+    updates[6] = RecordWrite(ids[6], {"hs_next_step": "step 6", "contract_start_date": "2026-05-01T10:00:00.000Z"})
     results = hubspot_connector.write("deals", updates)
     assert len(results) == 10
     for n, (rid, result) in enumerate(zip(ids, results)):
@@ -199,10 +199,10 @@ def test_one_bad_record_does_not_sink_its_batch(hubspot_connector: HubSpotConnec
         assert "hs_next_step" in result.written
         assert hubspot_state.get_record("deals", rid)["hs_next_step"] == f"step {n}"
     bad = results[6]
-    assert set(bad.errors) == {"closedate"}
-    assert bad.errors["closedate"].outcome == "invalid_value"
-    assert bad.errors["closedate"].reason.startswith("INVALID_DATE")
-    assert hubspot_state.get_record("deals", ids[6]).get("closedate") is None
+    assert set(bad.errors) == {"contract_start_date"}
+    assert bad.errors["contract_start_date"].outcome == "invalid_value"
+    assert bad.errors["contract_start_date"].reason.startswith("INVALID_DATE")
+    assert hubspot_state.get_record("deals", ids[6]).get("contract_start_date") is None
 
 
 def test_field_outcomes_on_one_record(hubspot_connector: HubSpotConnector, hubspot_state: HubSpotState) -> None:
@@ -348,8 +348,8 @@ def test_encode(hubspot_connector: HubSpotConnector) -> None:
     assert enc(schema["amount"], Decimal("0.0000001")) == "0.0000001"
     assert enc(schema["amount"], Decimal("-12.50")) == "-12.50"
     assert enc(schema["amount"], 42) == "42"
-    assert enc(schema["closedate"], dt.date(2026, 2, 3)) == "2026-02-03"
-    assert enc(schema["closedate"], dt.datetime(2026, 2, 3, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-2)))) == "2026-02-04"
+    assert enc(schema["contract_start_date"], dt.date(2026, 2, 3)) == "2026-02-03"
+    assert enc(schema["contract_start_date"], dt.datetime(2026, 2, 3, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-2)))) == "2026-02-04"
     assert enc(schema["next_meeting_at"], dt.datetime(2026, 2, 3, 23, 30, tzinfo=dt.UTC)) == "2026-02-03T23:30:00.000Z"
     assert enc(schema["competitors"], ("globex", "initech")) == "globex;initech"
     assert enc(schema["dealname"], "Acme") == "Acme"

@@ -130,9 +130,9 @@ def test_one_invalid_value_rejects_the_whole_batch(http: httpx.Client, hubspot_s
         ("pipeline", "Sales Pipeline", "INVALID_OPTION"),
         ("competitors", "globex;Initech", "INVALID_OPTION"),
         ("deal_temperature", " hot", "INVALID_OPTION"),
-        ("closedate", "2026-05-01T10:00:00Z", "INVALID_DATE"),
-        ("closedate", "1777629600000", "INVALID_DATE"),  # 2026-05-01T10:00Z in epoch millis
-        ("closedate", "May 1st", "INVALID_DATE"),
+        ("contract_start_date", "2026-05-01T10:00:00Z", "INVALID_DATE"),
+        ("contract_start_date", "1777629600000", "INVALID_DATE"),  # 2026-05-01T10:00Z in epoch millis
+        ("contract_start_date", "May 1st", "INVALID_DATE"),
         ("next_meeting_at", "tomorrow", "INVALID_DATETIME"),
         ("amount", "1e3", "INVALID_INTEGER"),
         ("amount", "12,500", "INVALID_INTEGER"),
@@ -153,7 +153,7 @@ def test_invalid_values(http: httpx.Client, hubspot_state: HubSpotState, prop: s
 def test_valid_values_are_stored_as_strings(http: httpx.Client, hubspot_state: HubSpotState) -> None:
     acme = hubspot_state.named["deal_acme"]
     response = update(http, "deals", [{"id": acme, "properties": {
-        "closedate": "1777593600000",  # 2026-05-01T00:00Z
+        "contract_start_date": "1777593600000",  # 2026-05-01T00:00Z
         "next_meeting_at": "2026-05-01T12:30:00+02:00",
         "amount": 1500.5,
         "budget_confirmed": True,
@@ -164,7 +164,7 @@ def test_valid_values_are_stored_as_strings(http: httpx.Client, hubspot_state: H
     }}])
     assert response.status_code == 200, response.text
     stored = hubspot_state.get_record("deals", acme)
-    assert stored["closedate"] == "2026-05-01"
+    assert stored["contract_start_date"] == "2026-05-01"
     assert stored["next_meeting_at"] == "2026-05-01T10:30:00.000Z"
     assert stored["amount"] == "1500.5"
     assert stored["budget_confirmed"] == "true"

@@ -53,6 +53,7 @@ def seed_every_outcome(siro: SiroState, state: HubSpotState) -> tuple[str, str]:
             X("Deal size", "14,200", ("Deal", "amount")),
             X("Stage", "Contract Sent", ("Opportunity", "dealstage")),
             X("Decision date", "2026-12-20T15:00:00-05:00", ("Deal", "closedate")),
+            X("Contract start", "2027-01-04T21:30:00-05:00", ("Deal", "contract_start_date")),
             X("Temperature", "HOT", ("Deal", "deal_temperature")),
             X("Competitors", "Globex;Initech", ("Deal", "competitors")),
             X("Budget confirmed", "y", ("Deal", "budget_confirmed")),
@@ -90,7 +91,9 @@ def test_one_recording_reaches_every_outcome(hs, hubspot_state, siro_server):
     assert report.status == "partial"
     assert got[("deals", deal, "amount")] == Outcomes("written", 14200, 12500)
     assert got[("deals", deal, "dealstage")] == Outcomes("written", "contractsent", "qualifiedtobuy")
-    assert got[("deals", deal, "closedate")] == Outcomes("written", "2026-12-20", "2026-12-31")
+    assert got[("deals", deal, "closedate")] == Outcomes("written", "2026-12-20T20:00:00Z", "2026-12-31T17:00:00Z")
+    # A date field takes the UTC date of a date-time: 21:30 in New York is the next day in UTC.
+    assert got[("deals", deal, "contract_start_date")] == Outcomes("written", "2027-01-05", "2026-12-31")
     assert got[("deals", deal, "deal_temperature")].outcome == "written"
     assert got[("deals", deal, "competitors")] == Outcomes("written", ["globex", "initech"], None)
     assert got[("deals", deal, "budget_confirmed")] == Outcomes("written", True, None)
@@ -116,7 +119,7 @@ def test_one_recording_reaches_every_outcome(hs, hubspot_state, siro_server):
     assert got[(None, None, "hs_quote_amount")].outcome == "unknown_model"
 
     record = hubspot_state.get_record("deals", deal)
-    assert (record["amount"], record["dealstage"], record["closedate"]) == ("14200", "contractsent", "2026-12-20")
+    assert (record["amount"], record["dealstage"], record["contract_start_date"]) == ("14200", "contractsent", "2027-01-05")
     assert set(record["competitors"].split(";")) == {"globex", "initech"}
     assert record.get("hs_priority") in (None, "")
     assert record["dealname"] == "Acme - Platform"

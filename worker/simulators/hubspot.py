@@ -1084,7 +1084,10 @@ def seed_default_portal(state: HubSpotState | None = None) -> HubSpotState:
                           default_properties=("dealname", "amount", "closedate", "pipeline", "dealstage"))
     add("deals", "dealname", "string", "text", label="Deal Name", form_field=True)
     add("deals", "amount", "number", "number", label="Amount")
-    add("deals", "closedate", "date", "date", label="Close Date")
+    # As in real portals, closedate is a datetime shown as a date picker.
+    add("deals", "closedate", "datetime", "date", label="Close Date")
+    add("deals", "contract_start_date", "date", "date", label="Contract Start Date", hubspot_defined=False,
+        group_name="siro")
     add("deals", "dealstage", "enumeration", "radio", label="Deal Stage", external_options=True)
     add("deals", "pipeline", "enumeration", "select", label="Pipeline", external_options=True)
     add("deals", "description", "string", "textarea", label="Deal Description")
@@ -1199,7 +1202,8 @@ def seed_default_portal(state: HubSpotState | None = None) -> HubSpotState:
     rec("contacts", {"firstname": "Bob", "lastname": "Smith", "email": "bob@acme.example"}, name="contact_bob")
     rec("contacts", {"firstname": "Ana", "lastname": "Lopez", "email": "ana@globex.example",
                      "hs_lead_status": "OPEN"}, name="contact_ana")
-    rec("deals", {"dealname": "Acme - Platform", "amount": "12500", "closedate": "2026-12-31",
+    rec("deals", {"dealname": "Acme - Platform", "amount": "12500", "closedate": "2026-12-31T17:00:00.000Z",
+                  "contract_start_date": "2026-12-31",
                   "pipeline": "default", "dealstage": "qualifiedtobuy", "dealtype": "newbusiness",
                   "hs_deal_stage_probability": "0.4", "hs_forecast_amount": "5000", "hs_is_closed": "false"},
         name="deal_acme")
