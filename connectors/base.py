@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, ClassVar, Mapping, Sequence
@@ -68,11 +68,30 @@ class FieldSchema:
     options: tuple[Option, ...] = ()
     restricted: bool = False  # a value outside ``options`` is invalid_value
     precision: int | None = None  # total digits of a number, when the CRM limits it
-    scale: int | None = None  # digits after the decimal point
+    # Digits after the decimal point of a number; for a DATETIME, the digits of
+    # fractional seconds the CRM keeps (Salesforce 0, default 3), so a value we
+    # send compares equal to what the CRM stores.
+    scale: int | None = None
     crm_type: str = ""  # the CRM's own type name, for messages
     # A regular expression the whole text must match (record ids, emails), so a
     # value the CRM would refuse is invalid_value before any request.
     pattern: str | None = None
+    # False when the CRM refuses an empty value; a null for a non-nillable
+    # BOOLEAN means false (Salesforce checkboxes), for any other type it is
+    # invalid_value.
+    nillable: bool = True
+    # Options that depend on another field of the same record (HubSpot's deal
+    # stages depend on the deal's pipeline; Salesforce dependent picklists):
+    # ``controller`` names that field and ``dependent_options`` maps each of its
+    # values to the options allowed then. ``options`` stays the union.
+    controller: str | None = None
+    dependent_options: Mapping[str, tuple[Option, ...]] = field(default_factory=dict)
+
+    def for_controller(self, value: Any) -> "FieldSchema":
+        """This field with only the options allowed when the controller holds ``value``."""
+        if self.controller is None or value is None:
+            return self
+        return replace(self, options=self.dependent_options.get(str(value), ()))
 
 
 @dataclass(frozen=True)
@@ -153,11 +172,20 @@ class AuthError(ConnectorError):
 
 
 class TransientError(ConnectorError):
-    """Worth retrying later: rate limits, 5xx, timeouts, connection errors."""
+    """Worth retrying later: rate limits, 5xx, timeouts, connection errors.
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    Raised by ``write`` after some requests of the call succeeded (a split
+    batch, a re-send without a rejected field), ``partial`` holds the results
+    already known, so a retry re-sends only the rest and no accepted write is
+    reported as failed.
+    """
+
+    def __init__(
+        self, message: str, retry_after: float | None = None, partial: Sequence["RecordWriteResult"] = ()
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.partial = list(partial)
 
 
 class PermanentError(ConnectorError):

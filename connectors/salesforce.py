@@ -310,8 +310,11 @@ def _field_schema(raw: Mapping[str, Any]) -> FieldSchema:
         Option(value=str(p["value"]), label=str(p.get("label") or p["value"]), active=bool(p.get("active", True)))
         for p in raw.get("picklistValues") or () if p.get("value") is not None)
     length = int(raw.get("length") or 0) or None
+    # describe says ``nillable: false`` for required fields (null is invalid_value before any request) and
+    # for every checkbox (null means false, which is what Salesforce stores).
     common: dict[str, Any] = dict(name=name, label=str(raw.get("label") or name), writable=updateable,
-                                  not_writable_reason=reason, crm_type=sf_type)
+                                  not_writable_reason=reason, crm_type=sf_type,
+                                  nillable=bool(raw.get("nillable", True)))
     if sf_type in _STRING_TYPES:
         return FieldSchema(type=FieldType.STRING, max_length=length, pattern=_PATTERNS.get(sf_type), **common)
     if sf_type == "textarea":
@@ -328,7 +331,9 @@ def _field_schema(raw: Mapping[str, Any]) -> FieldSchema:
     if sf_type == "date":
         return FieldSchema(type=FieldType.DATE, **common)
     if sf_type == "datetime":
-        return FieldSchema(type=FieldType.DATETIME, **common)
+        # Salesforce keeps whole seconds (SOQL answers ``.000``): coercion truncates to match, or a value
+        # with milliseconds would differ from the stored one and be re-sent on every sync.
+        return FieldSchema(type=FieldType.DATETIME, scale=0, **common)
     if sf_type == "picklist":
         return FieldSchema(type=FieldType.PICKLIST, options=options, restricted=bool(raw.get("restrictedPicklist")),
                            max_length=length, **common)
@@ -387,16 +392,27 @@ class _Results:
         for name in names:
             self.errors[pending.index][name] = error
 
+    def _result(self, index: int) -> RecordWriteResult:
+        errors = dict(self.errors[index])
+        written = self.written[index] - set(errors)
+        for name in self.updates[index].values:
+            if name not in written and name not in errors:
+                errors[name] = FieldError("failed", "no result from Salesforce for this field")
+        return RecordWriteResult(record_id=self.updates[index].record_id, written=frozenset(written), errors=errors)
+
     def build(self) -> list[RecordWriteResult]:
-        out = []
-        for index, update in enumerate(self.updates):
-            errors = dict(self.errors[index])
-            written = self.written[index] - set(errors)
-            for name in update.values:
-                if name not in written and name not in errors:
-                    errors[name] = FieldError("failed", "no result from Salesforce for this field")
-            out.append(RecordWriteResult(record_id=update.record_id, written=frozenset(written), errors=errors))
-        return out
+        return [self._result(index) for index in range(len(self.updates))]
+
+    def settled(self) -> list[RecordWriteResult]:
+        """The results of the records whose every field has a final answer (for ``TransientError.partial``).
+
+        A record with only some fields answered (its other half, or its re-send
+        without rejected fields, was cut short) is left out: a result must
+        account for every field, and re-sending fields already written is
+        harmless, whereas reporting an unanswered field would be a guess.
+        """
+        return [self._result(index) for index, update in enumerate(self.updates)
+                if set(update.values) <= self.written[index] | set(self.errors[index])]
 
 
 # ---------------------------------------------------------------- connector
@@ -424,6 +440,7 @@ class SalesforceConnector(Connector):
         "user": ModelTarget("users", "User"),
         "owner": ModelTarget("users", "User"),
     })
+    write_batch_size = BATCH_SIZE  # one sObject Collections call (the base's 100 would halve throughput)
 
     def __init__(self, options: Mapping[str, Any], *, session: requests.Session | None = None,
                  timeout: float | None = None) -> None:
@@ -688,9 +705,19 @@ class SalesforceConnector(Connector):
                 in_batch = set()
             batches[-1].append(_Pending(index, update.record_id, key, dict(update.values)))
             in_batch.add(key)
-        for batch in batches:
-            if batch:
-                self._send(schema.name, batch, results, resend=True)
+        # A transient failure (429, 5xx, timeout) may cut the call short after earlier requests (other
+        # batches, halves of a split, a re-send) were answered: those answers travel with the error, so the
+        # caller retries only the records still open and never reports an accepted write as failed. The
+        # records of the failed request itself stay out: Salesforce may or may not have applied them.
+        failure: TransientError | None = None
+        try:
+            for batch in batches:
+                if batch:
+                    self._send(schema.name, batch, results, resend=True)
+        except TransientError as exc:
+            failure = exc
+        if failure is not None:  # raised outside the except block: no __context__ pinning a response
+            raise TransientError(str(failure), failure.retry_after, partial=results.settled())
         return results.build()
 
     def _patch(self, object_name: str, batch: Sequence[_Pending]) -> list[Any]:

@@ -236,12 +236,6 @@ def test_deny_list_is_case_insensitive(entry):
     assert written(plan) == {("Opportunity", "006A", "Amount", 1)}
 
 
-def test_deny_names_the_crm_object_not_the_model():
-    conn = connection(fields={"deny": ["Deal.Amount"]})  # "Deal" is a model alias, not an object
-    plan = plan_of(extraction("Amount", 1, ("Deal", "Amount")), conn=conn)
-    assert written(plan) == {("Opportunity", "006A", "Amount", 1)}
-
-
 def test_deny_wins_over_unlinked():
     conn = connection(fields={"deny": ["Lead.Status"]})
     report = only_decided(plan_of(extraction("s", "Open", ("Lead", "Status")), conn=conn,
@@ -379,46 +373,46 @@ def test_write_nulls_a_null_beside_a_value_is_still_null_value():
 # -- conflicts and merges -----------------------------------------------------------------------
 
 
-def test_conflict_reports_every_candidate_and_plans_nothing_for_the_field():
+def test_different_values_make_one_contested_write_naming_each_value():
     plan = plan_of(
         extraction("Amount A", 12500, ("Opportunity", "Amount")),
         extraction("Amount B", 13000, ("Opportunity", "Amount")),
         extraction("Stage", "Closed Won", ("Opportunity", "StageName")),
     )
-    conflicts = [r for r in plan.decided if r.outcome is Outcome.CONFLICT]
-    assert sorted((r.extraction, r.value) for r in conflicts) == [("Amount A", 12500), ("Amount B", 13000)]
-    assert all(r.record_id == "006A" and r.object == "Opportunity" for r in conflicts)
-    assert all("Amount A" in r.reason and "Amount B" in r.reason for r in conflicts)
-    assert len(plan.decided) == 2
-    # the other field of the record is still written
-    assert written(plan) == {("Opportunity", "006A", "StageName", "Closed Won")}
+    assert plan.decided == []  # settled against the field's type by the pipeline
+    write = update_for(plan, "Opportunity", "006A").fields["amount"]
+    assert write.alternatives == ((12500, ("Amount A",)), (13000, ("Amount B",)))
+    assert write.extractions == ("Amount A", "Amount B")
+    # the other field of the record is an ordinary write
+    assert update_for(plan, "Opportunity", "006A").fields["stagename"].alternatives == ()
 
 
-def test_conflict_only_when_nothing_else_is_planned():
-    plan = plan_of(
-        extraction("Amount A", 1, ("Opportunity", "Amount")),
-        extraction("Amount B", 2, ("Opportunity", "Amount")),
-    )
-    assert plan.updates == []
-    assert [r.outcome for r in plan.decided] == [Outcome.CONFLICT, Outcome.CONFLICT]
-
-
-def test_conflict_with_three_extractions_two_agreeing():
+def test_contested_values_group_the_extractions_that_agree():
     plan = plan_of(
         extraction("A", "x", ("Opportunity", "NextStep")),
         extraction("B", "x", ("Opportunity", "NextStep")),
         extraction("C", "y", ("Opportunity", "NextStep")),
     )
-    assert plan.updates == []
-    assert sorted(r.extraction for r in plan.decided if r.outcome is Outcome.CONFLICT) == ["A", "B", "C"]
+    write = update_for(plan, "Opportunity", "006A").fields["nextstep"]
+    assert write.alternatives == (("x", ("A", "B")), ("y", ("C",)))
 
 
-def test_conflict_field_names_matched_case_insensitively():
+def test_contested_field_names_matched_case_insensitively():
     plan = plan_of(
         extraction("A", "x", ("Opportunity", "NextStep")),
         extraction("B", "y", ("Deal", "NEXTSTEP")),
     )
-    assert plan.updates == [] and {r.outcome for r in plan.decided} == {Outcome.CONFLICT}
+    assert list(update_for(plan, "Opportunity", "006A").fields) == ["nextstep"]
+    assert len(update_for(plan, "Opportunity", "006A").fields["nextstep"].alternatives) == 2
+
+
+def test_raw_values_that_only_a_field_type_makes_equal_are_contested_not_merged():
+    plan = plan_of(
+        extraction("A", "yes", ("Opportunity", "Budget_Confirmed__c")),
+        extraction("B", True, ("Opportunity", "Budget_Confirmed__c")),
+    )
+    write = update_for(plan, "Opportunity", "006A").fields["budget_confirmed__c"]
+    assert write.alternatives == (("yes", ("A",)), (True, ("B",)))
 
 
 def test_equal_values_from_two_extractions_are_one_write_naming_both():
@@ -590,7 +584,8 @@ def test_absurd_numbers_merge_without_crashing():
     )
     assert update_for(plan, "Opportunity", "006A").fields["amount"].extractions == ("A", "B")
     # numbers that differ only past 28 digits still differ
-    assert sorted(r.extraction for r in plan.decided if r.outcome is Outcome.CONFLICT) == ["C", "D"]
+    assert [group for _, group in update_for(plan, "Opportunity", "006A").fields["probability"].alternatives] == [
+        ("C",), ("D",)]
 
 
 def test_non_finite_values_agree_with_themselves():
@@ -607,3 +602,21 @@ def test_the_shipped_connectors_declare_the_design_model_maps():
 
     assert dict(SalesforceConnector.default_models) == SALESFORCE_MODELS
     assert dict(HubSpotConnector.default_models) == HUBSPOT_MODELS
+
+
+def test_deny_and_policy_entries_may_name_the_object_by_a_model_alias():
+    connection = ConnectionConfig.model_validate({
+        "connector": "hubspot",
+        "fields": {"deny": ["Deal.amount"], "policy": {"deal.dealname": "fill_empty"}},
+    })
+    models = {"deal": ModelTarget("opportunity", "deals"), "opportunity": ModelTarget("opportunity", "deals")}
+    recording = Recording.model_validate({
+        "id": "r", "crm": {"integrationConnectionId": "c", "opportunity": {"id": "o", "externalId": "42"}},
+        "entityExtractions": [
+            {"name": "A", "value": 5, "mappings": [{"crmModelName": "Opportunity", "crmFieldName": "amount"}]},
+            {"name": "N", "value": "x", "mappings": [{"crmModelName": "Opportunity", "crmFieldName": "dealname"}]},
+        ],
+    })
+    plan = resolve(recording, connection, models)
+    assert [(r.field, r.outcome, r.reason) for r in plan.decided] == [("amount", Outcome.SKIPPED_POLICY, "deny")]
+    assert plan.updates[0].fields["dealname"].policy == "fill_empty"

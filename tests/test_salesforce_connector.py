@@ -16,8 +16,9 @@ from connectors.base import (
     TransientError,
     UnknownObject,
 )
-from connectors.salesforce import SalesforceConfigError, SalesforceConnector
-from worker.simulators.salesforce import make_id
+from connectors.salesforce import BATCH_SIZE, SalesforceConfigError, SalesforceConnector
+from worker import coercion
+from worker.simulators.salesforce import SFField, make_id
 
 
 def patches(state):
@@ -137,18 +138,23 @@ def test_read_malformed_deleted_missing_and_wrong_object(salesforce_connector, s
     assert len(salesforce_state.requests_matching("GET", "/query")) == 1
 
 
-def test_read_splits_when_the_crm_rejects_an_id(salesforce_connector, salesforce_ids, salesforce_state, monkeypatch):
-    # an id our local check lets through but the CRM refuses: split until isolated
-    import connectors.salesforce as module
-
-    real = module.salesforce_id18
-    monkeypatch.setattr(module, "salesforce_id18", lambda raw: "006BADBADBADBADXXX" if raw == "006BAD" else real(raw))
-    states = salesforce_connector.read("Opportunity", [salesforce_ids.opportunity, "006BAD",
-                                                      salesforce_ids.opportunity2], ["Name"])
+def test_read_splits_when_the_crm_rejects_an_id(salesforce_connector, salesforce_ids, salesforce_state):
+    # An id that passes our local checks (format, checksum, key prefix) but that the org refuses in a
+    # query: every query naming it is answered 400, so the chunk is split until that id is isolated.
+    refused = make_id("006", 55555)
+    salesforce_state.fail_next(400, [{"message": f"invalid ID field: {refused}",
+                                      "errorCode": "INVALID_QUERY_FILTER_OPERATOR"}],
+                               times=10, path_contains="/query", query_contains=refused)
+    ids = [salesforce_ids.opportunity, refused, salesforce_ids.opportunity2]
+    states = salesforce_connector.read("Opportunity", ids, ["Name"])
     assert states[salesforce_ids.opportunity].values["Name"] == "Acme Roofing - Renewal"
     assert states[salesforce_ids.opportunity2].values["Name"] == "Acme Roofing - Expansion"
-    assert "INVALID_QUERY_FILTER_OPERATOR" in states["006BAD"].error.reason
-    assert "invalid ID field" in states["006BAD"].error.reason
+    assert states[refused].values is None and states[refused].error.outcome == "failed"
+    assert "INVALID_QUERY_FILTER_OPERATOR" in states[refused].error.reason
+    assert "invalid ID field" in states[refused].error.reason
+    queried = [r.query["q"] for r in salesforce_state.requests_matching("GET", "/query")]
+    assert len(queried) == 4  # all three, [first], [refused, third], [refused] then [third]... see below
+    assert refused in queried[0] and queried[-1].endswith(f"WHERE Id = '{salesforce_ids.opportunity2}'")
 
 
 def test_read_chunks_by_200(salesforce_connector, salesforce_state, salesforce_ids):

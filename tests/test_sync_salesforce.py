@@ -68,6 +68,8 @@ def seed_every_outcome(siro: SiroState, sf: SalesforceState, ids: SeededIds) -> 
             X("Expected", 1000, ("Opportunity", "ExpectedRevenue")),
             X("Competitors", ["Gong", "Zoom"], ("Opportunity", "Competitors__c")),
             X("Pains", "x" * 1001, ("Opportunity", "Pain_Points__c")),
+            X("Budget confirmed", "yes", ("Opportunity", "Budget_Confirmed__c")),
+            X("Budget (recap)", True, ("Opportunity", "Budget_Confirmed__c")),
             X("Type", "New Customer", ("Opportunity", "Type")),
             X("Type recap", "Existing Customer - Upgrade", ("Opportunity", "Type")),
             X("Role", "Homeowner", ("Contact", "Title")),
@@ -110,7 +112,12 @@ def test_one_recording_reaches_every_outcome(sf, salesforce_state, salesforce_id
     # A name where a record id belongs, a malformed email: refused before any request.
     assert got[("Opportunity", ids.opportunity, "AccountId")].outcome == "invalid_value"
     assert got[("Contact", ids.contact, "Email")].outcome == "invalid_value"
-    assert [line.outcome for line in report.fields if line.field == "Type"] == ["conflict", "conflict"]
+    assert [(line.outcome, line.extraction) for line in report.fields if line.field == "Type"] == [
+        ("conflict", "Type"), ("conflict", "Type recap")]
+    # "yes" and true differ as raw values but are one value for a checkbox: one write naming both.
+    budget = [line for line in report.fields if line.field == "Budget_Confirmed__c"]
+    assert [(line.outcome, line.value, line.extraction) for line in budget] == [
+        ("written", True, "Budget confirmed, Budget (recap)")]
     assert got[("Contact", ids.contact, "Title")] == Outcomes("written", "Homeowner", None)
     assert got[("Contact", gone, "Title")].outcome == "failed"
     assert got[("Contact", ids.contact, "Department")].outcome == "null_value"
@@ -133,7 +140,8 @@ def test_one_recording_reaches_every_outcome(sf, salesforce_state, salesforce_id
         sent.update({record["id"]: record for record in patch.body["records"]})
     assert len(patches(salesforce_state)) == 3
     assert set(sent) == {ids.opportunity, ids.contact, ids.event}
-    assert {k for k in sent[ids.opportunity] if k not in ("attributes", "id")} == {"Amount", "StageName", "Description"}
+    assert {k for k in sent[ids.opportunity] if k not in ("attributes", "id")} == {
+        "Amount", "StageName", "Description", "Budget_Confirmed__c"}
 
     # The ledger explains every line, with the previous value.
     rows = sf.ledger.attempts(recording_id)

@@ -97,7 +97,7 @@ def open_pipeline(settings: Settings, stack: ExitStack, *, ledger: bool = True) 
     if not settings.config.connections:
         where = settings.config_path or "no config file (set WRITEBACK_CONFIG)"
         raise ConfigError(f"no [[connections]] configured: {where}")
-    siro = stack.enter_context(SiroClient(settings.siro_api_url, settings.require_siro_token()))
+    siro = stack.enter_context(siro_client(settings))
     pool = ConnectorPool(settings.config)
     stack.callback(pool.close)
     store = None
@@ -108,6 +108,14 @@ def open_pipeline(settings: Settings, stack: ExitStack, *, ledger: bool = True) 
             raise ConfigError(f"WRITEBACK_DATABASE_URL: cannot open the ledger: {exc}") from None
         stack.callback(store.close)
     return Pipeline(settings.config, connectors=pool, siro=siro, ledger=store)
+
+
+def siro_client(settings: Settings) -> SiroClient:
+    """The Siro client for these settings; a malformed URL or token is a config error."""
+    try:
+        return SiroClient(settings.siro_api_url, settings.require_siro_token())
+    except ValueError as exc:  # the client's messages name the variable, never the token
+        raise ConfigError(str(exc).replace("Siro API URL", "SIRO_API_URL")) from None
 
 
 def exit_code(report: RecordingReport) -> int:
@@ -140,7 +148,7 @@ def _sync(settings: Settings, recording_id: str, *, dry_run: bool, as_json: bool
 def _check(settings: Settings) -> int:
     console = Console()
     problems = 0
-    with SiroClient(settings.siro_api_url, settings.require_siro_token()) as siro:
+    with siro_client(settings) as siro:
         try:
             who = siro.caller_identity()
             console.print(f"[green]ok[/]   siro {settings.siro_api_url}: token {who.token_name!r} of organization {who.organization_id}")

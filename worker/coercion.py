@@ -60,7 +60,11 @@ def is_null(value: Any) -> bool:
 def coerce(value: Any, field: FieldSchema) -> Any:
     """The canonical value of ``value`` for ``field``, or ``InvalidValue``."""
     if is_null(value):
-        return None
+        if field.nillable:
+            return None
+        if field.type is FieldType.BOOLEAN:
+            return False  # a checkbox cannot be empty: clearing it means false
+        raise InvalidValue(f"{field.name} requires a value")
     kind = field.type
     if kind in _TEXT_TYPES:
         return _coerce_text(value, field)
@@ -83,7 +87,7 @@ def coerce(value: Any, field: FieldSchema) -> Any:
     if kind is FieldType.DATE:
         return _coerce_date(value)
     if kind is FieldType.DATETIME:
-        return _coerce_datetime(value)
+        return _truncate_seconds(_coerce_datetime(value), field.scale)
     if kind is FieldType.PICKLIST:
         if isinstance(value, (list, tuple)):
             items = [item for item in value if not is_null(item)]
@@ -353,6 +357,14 @@ def _coerce_datetime(value: Any) -> dt.datetime:
     if not isinstance(parsed, dt.datetime):
         return dt.datetime(parsed.year, parsed.month, parsed.day, tzinfo=dt.UTC)
     return _to_millis(_utc(parsed))
+
+
+def _truncate_seconds(value: dt.datetime, digits: int | None) -> dt.datetime:
+    """Keep ``digits`` digits of fractional seconds (None: milliseconds)."""
+    if digits is None or digits >= 3:
+        return value
+    step = 10 ** (6 - max(digits, 0))
+    return value.replace(microsecond=value.microsecond // step * step)
 
 
 def _utc(value: dt.datetime) -> dt.datetime:

@@ -12,7 +12,7 @@ Outcomes are what the CRM answered, never what we meant to send: a field is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from connectors.base import (
@@ -24,6 +24,7 @@ from connectors.base import (
     ObjectSchema,
     RecordState,
     RecordWrite,
+    RecordWriteResult,
     TransientError,
     UnknownObject,
 )
@@ -48,27 +49,47 @@ class _Field:
     update: RecordUpdate
     write: FieldWrite
     schema: FieldSchema | None = None
-    value: Any = None  # canonical value once validated
+    value: Any = None  # canonical value once coerced
     previous: Any = None  # canonical current CRM value once read
     coerced: bool = False
-    report: FieldReport | None = None  # set once the outcome is known
+    reports: list[FieldReport] = field(default_factory=list)  # set once the outcome is known
 
     @property
     def name(self) -> str:
         return self.schema.name if self.schema else self.write.field
 
+    @property
+    def done(self) -> bool:
+        return bool(self.reports)
+
+    @property
+    def outcome(self) -> Outcome | None:
+        return self.reports[0].outcome if self.reports else None
+
     def decide(self, outcome: Outcome, reason: str | None = None) -> None:
-        self.report = FieldReport(
+        # Once coerced, the value shown is the one sent (or that would be).
+        shown = self.value if self.coerced else self.write.value
+        self.reports = [self._line(shown, outcome, reason, self.write.extraction)]
+
+    def conflict(self) -> None:
+        """The extractions really disagree: one line per distinct value, nothing written."""
+        names = ", ".join(name for _, group in self.write.alternatives for name in group)
+        reason = f"extractions disagree on {self.update.object}.{self.name}: {names}"
+        self.reports = [
+            self._line(value, Outcome.CONFLICT, reason, ", ".join(group)) for value, group in self.write.alternatives
+        ]
+
+    def _line(self, value: Any, outcome: Outcome, reason: str | None, extraction: str) -> FieldReport:
+        return FieldReport(
             connection=self.update.connection,
             object=self.update.object,
             record_id=self.update.record_id,
             field=self.name,
-            # Once coerced, the value shown is the one sent (or that would be).
-            value=self.value if self.coerced else self.write.value,
+            value=value,
             previous=self.previous,
             outcome=outcome,
             reason=reason,
-            extraction=self.write.extraction,
+            extraction=extraction,
         )
 
 
@@ -122,10 +143,10 @@ class Pipeline:
         plans = [self._plan(recording) for recording in recordings]
         lines: dict[int, list[FieldReport]] = {index: list(plan.decided) for index, plan in enumerate(plans)}
         for batch, fields in self._batches(plans):
-            self._run_batch(batch, fields, dry_run=dry_run)
+            self._run_batch(batch, [item for _, item in fields], dry_run=dry_run)
             for index, item in fields:
-                assert item.report is not None
-                lines[index].append(item.report)
+                assert item.done, item
+                lines[index].extend(item.reports)
 
         reports = []
         for index, plan in enumerate(plans):
@@ -153,12 +174,10 @@ class Pipeline:
                 key = (plan.connection, update.object.casefold())
                 if key not in grouped:
                     grouped[key] = (_Batch(connection, update.object), [])
-                fields = grouped[key][1]
-                fields.extend((index, _Field(update, write)) for write in update.fields.values())
+                grouped[key][1].extend((index, _Field(update, write)) for write in update.fields.values())
         return grouped.values()
 
-    def _run_batch(self, batch: _Batch, fields: list[tuple[int, _Field]], *, dry_run: bool) -> None:
-        items = [item for _, item in fields]
+    def _run_batch(self, batch: _Batch, items: list[_Field], *, dry_run: bool) -> None:
         try:
             connector = self.connectors.get(batch.connection)
             schema = self.retry.call(lambda: connector.object_schema(batch.object), f"schema of {batch.object}")
@@ -172,13 +191,16 @@ class Pipeline:
 
         for item in items:
             _validate(item, schema)
-        pending = [item for item in items if item.report is None]
+            if not item.done and item.schema is not None and item.schema.controller is None:
+                _coerce(item, item.schema)
+        pending = [item for item in items if not item.done]
         if not pending:
             return
 
-        # One read of every record and field of the batch.
+        # One read of every record and field of the batch (and of the fields
+        # that decide a dependent field's options).
         record_ids = list(dict.fromkeys(item.update.record_id for item in pending))
-        field_names = sorted({item.name for item in pending})
+        field_names = sorted({item.name for item in pending} | _controllers(pending, schema))
         try:
             states = self.retry.call(
                 lambda: connector.read(batch.object, record_ids, field_names), f"read of {batch.object}"
@@ -203,6 +225,10 @@ class Pipeline:
                     continue
                 assert item.schema is not None
                 item.previous = current.get(item.update.record_id, item.schema)
+                if not item.coerced:
+                    _coerce_dependent(item, round_items, schema, current)
+                    if item.done:
+                        continue
                 verdict = _diff(item, last_written)
                 if verdict is not None:
                     item.decide(*verdict)
@@ -213,7 +239,7 @@ class Pipeline:
             if to_send:
                 self._write(connector, batch, to_send)
             for item in round_items:
-                if item.report is not None and item.report.outcome in (Outcome.WRITTEN, Outcome.PLANNED):
+                if item.outcome in (Outcome.WRITTEN, Outcome.PLANNED):
                     current.set(item.update.record_id, item.name, item.value)
                     last_written[(item.update.record_id, item.name.casefold())] = coercion.to_json(item.value)
 
@@ -225,24 +251,46 @@ class Pipeline:
         size = max(1, connector.write_batch_size)
         for start in range(0, len(writes), size):
             chunk = writes[start : start + size]
-            try:
-                results = self.retry.call(
-                    lambda chunk=chunk: connector.write(batch.object, chunk), f"write of {batch.object}"
-                )
-            except ConnectorError as exc:
-                _fail_all([item for w in chunk for item in to_send[w.record_id].values()], exc)
-                continue
-            by_id = {result.record_id: result for result in results}
+            results, failure = self._write_chunk(connector, batch.object, chunk)
             for write in chunk:
-                result = by_id.get(write.record_id)
+                result = results.get(write.record_id)
                 for name, item in to_send[write.record_id].items():
                     if result is not None and name in result.written:
                         item.decide(Outcome.WRITTEN)
                     elif result is not None and name in result.errors:
                         error = result.errors[name]
                         item.decide(Outcome(error.outcome), error.reason)
+                    elif failure is not None:
+                        _fail_all([item], failure)
                     else:
                         item.decide(Outcome.FAILED, "the CRM's answer did not mention this field")
+
+    def _write_chunk(
+        self, connector: Connector, object_name: str, chunk: list[RecordWrite]
+    ) -> tuple[dict[str, RecordWriteResult], ConnectorError | None]:
+        """Write one CRM batch, retrying transient failures for the records still unsettled.
+
+        A transient failure may come after part of the batch was settled (the
+        connector split it, or re-sent a record without a rejected field): those
+        results are kept and only the rest is sent again, so nothing the CRM
+        accepted is reported as failed, nor sent twice.
+        """
+        settled: dict[str, RecordWriteResult] = {}
+        attempt = 0
+        while True:
+            unsettled = [write for write in chunk if write.record_id not in settled]
+            try:
+                for result in connector.write(object_name, unsettled):
+                    settled[result.record_id] = result
+                return settled, None
+            except TransientError as exc:
+                settled.update({result.record_id: result for result in exc.partial})
+                if attempt >= self.retry.max_retries:
+                    return settled, exc
+                self.retry.sleep(self.retry.delay(attempt, exc.retry_after))
+                attempt += 1
+            except ConnectorError as exc:
+                return settled, exc
 
     # -- reports and ledger -----------------------------------------------------
 
@@ -304,7 +352,7 @@ class _CurrentValues:
 
 
 def _validate(item: _Field, schema: ObjectSchema) -> None:
-    """Settle the CRM field and the canonical value, or decide the outcome."""
+    """Settle the CRM field, or decide why it cannot be written."""
     found = schema.field(item.write.field)
     if found is None:
         item.decide(Outcome.UNKNOWN_FIELD, f"{schema.name} has no field {item.write.field!r}")
@@ -315,12 +363,67 @@ def _validate(item: _Field, schema: ObjectSchema) -> None:
         return
     if found.type is FieldType.OTHER:
         item.decide(Outcome.NOT_WRITABLE, f"fields of type {found.crm_type or 'other'} are not written")
+
+
+def _coerce(item: _Field, field: FieldSchema) -> None:
+    """The canonical value for ``field``; settles contested values; or decides the outcome.
+
+    Contested values (extractions that gave the field different raw values)
+    are one write when they coerce to the same value ("yes" and true for a
+    checkbox, "closed won" and "Closed Won" for a picklist), else a conflict.
+    """
+    if not item.write.alternatives:
+        try:
+            item.value = coercion.coerce(item.write.value, field)
+            item.coerced = True
+        except coercion.InvalidValue as exc:
+            item.decide(Outcome.INVALID_VALUE, str(exc))
         return
-    try:
-        item.value = coercion.coerce(item.write.value, found)
+    values = []
+    for value, _ in item.write.alternatives:
+        try:
+            values.append(coercion.coerce(value, field))
+        except coercion.InvalidValue:
+            item.conflict()
+            return
+    if all(coercion.same_value(values[0], other, field) for other in values[1:]):
+        item.value = values[0]
         item.coerced = True
-    except coercion.InvalidValue as exc:
-        item.decide(Outcome.INVALID_VALUE, str(exc))
+    else:
+        item.conflict()
+
+
+def _controllers(items: Iterable[_Field], schema: ObjectSchema) -> set[str]:
+    """The fields whose values decide the options of dependent fields among ``items``."""
+    names = set()
+    for item in items:
+        if item.schema is not None and item.schema.controller:
+            controller = schema.field(item.schema.controller)
+            names.add(controller.name if controller else item.schema.controller)
+    return names
+
+
+def _coerce_dependent(item: _Field, siblings: Iterable[_Field], schema: ObjectSchema, current: _CurrentValues) -> None:
+    """Coerce a field whose options depend on another field of the record.
+
+    The controller's value is the one this update writes, else the CRM's
+    current one: a deal stage label is matched among the stages of the
+    deal's own pipeline.
+    """
+    assert item.schema is not None and item.schema.controller is not None
+    controller = schema.field(item.schema.controller)
+    value = None
+    if controller is not None:
+        written = next(
+            (
+                other
+                for other in siblings
+                if other.update is item.update and other.coerced and other.name.casefold() == controller.name.casefold()
+            ),
+            None,
+        )
+        value = written.value if written is not None else current.get(item.update.record_id, controller)
+    _coerce(item, item.schema.for_controller(value))
 
 
 def _diff(item: _Field, last_written: dict[tuple[str, str], Any]) -> tuple[Outcome, str | None] | None:
@@ -344,6 +447,7 @@ def _diff(item: _Field, last_written: dict[tuple[str, str], Any]) -> tuple[Outco
 
 
 def _rounds(items: Iterable[_Field]) -> list[list[_Field]]:
+    """Split fields into rounds in which each record belongs to one recording."""
     rounds: list[list[_Field]] = []
     owner: dict[tuple[str, int], str] = {}
     for item in items:

@@ -46,12 +46,18 @@ class FieldReport:
 
 @dataclass
 class FieldWrite:
-    """One field to write on one record, merged from equal extractions."""
+    """One field to write on one record, merged from the extractions that map to it."""
 
     field: str  # as the mapping spells it; the pipeline maps it to the CRM's name
     value: Any  # the raw extracted value
     extractions: tuple[str, ...]  # provenance: the extraction names that gave it
     policy: str = "overwrite"
+    # When extractions gave different raw values: each distinct value with the
+    # extractions that gave it. Whether they really disagree depends on the
+    # field's type ("yes" and true are one value for a checkbox, not for a
+    # text field), so the pipeline settles it against the CRM schema: one
+    # write when they coerce to the same value, else ``conflict``.
+    alternatives: tuple[tuple[Any, tuple[str, ...]], ...] = ()
 
     @property
     def extraction(self) -> str:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 from typing import Iterable
 
+from worker.settings import looks_secret
+
 MASK = "***"
-_SECRET_KEYS = ("token", "password", "secret", "key")
 _MIN_LENGTH = 6  # shorter strings would mask ordinary words
 
 
@@ -42,7 +43,7 @@ def secrets_of(settings) -> list[str]:  # noqa: ANN001 - avoids an import cycle 
             found.append(value.get_secret_value())
     for connection in settings.config.connections:
         for key, value in connection.options.items():
-            if isinstance(value, str) and any(word in key.casefold() for word in _SECRET_KEYS):
+            if isinstance(value, str) and looks_secret(key):
                 found.append(value)
     return found
 

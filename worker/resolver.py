@@ -11,7 +11,9 @@ either a planned field write on each CRM record its model points at, or a
 4. ``unlinked``: the model's slot holds no record (no non-blank ``externalId``);
 5. ``null_value``: the value is null and ``write_nulls`` is off, or another
    extraction gives the same field a value;
-6. ``conflict``: extractions give different values for one field of one record.
+6. extractions that give one field of one record different raw values make
+   one *contested* write (``FieldWrite.alternatives``): the pipeline settles
+   it against the field's type, ``conflict`` when the values really differ.
 
 Equal values from several extractions make one write that names them all;
 with ``write_nulls`` every null (None, "", []) is the same "clear the field".
@@ -109,7 +111,8 @@ def resolve(
                    "mapping has no crmFieldName", extraction.name)
             continue
         field_name = field_name.strip()
-        if rules.denies(target.object, field_name):
+        aliases = _aliases(models, target.object)
+        if rules.denies(target.object, field_name, aliases):
             decide(target.object, None, field_name, extraction.value, Outcome.SKIPPED_POLICY, "deny", extraction.name)
             continue
         record_ids = _record_ids(recording.crm, target.slot)
@@ -119,13 +122,18 @@ def resolve(
             decide(target.object, None, field_name, extraction.value, Outcome.UNLINKED,
                    f"no {target.slot} linked to the recording", extraction.name)
             continue
-        policy = rules.policy_for(target.object, field_name)
+        policy = rules.policy_for(target.object, field_name, aliases)
         for record_id in record_ids:
             candidates.append(_Candidate(target.object, record_id, field_name, extraction.value,
                                          extraction.name, policy))
 
     _merge(plan, candidates, write_nulls=rules.write_nulls, decide=decide)
     return plan
+
+
+def _aliases(models: Mapping[str, ModelTarget], object_name: str) -> list[str]:
+    """The model names that point at ``object_name`` (deny and policy entries may use them)."""
+    return [alias for alias, target in models.items() if target.object and target.object.casefold() == object_name.casefold()]
 
 
 def _record_ids(crm: CrmLinks, slot: str) -> list[str]:
@@ -139,7 +147,7 @@ def _record_ids(crm: CrmLinks, slot: str) -> list[str]:
 
 
 def _merge(plan: WritePlan, candidates: list[_Candidate], *, write_nulls: bool, decide: Any) -> None:
-    """Group candidates by record and field; equal values merge, different ones conflict."""
+    """Group candidates by record and field: one write each, contested when raw values differ."""
     groups: dict[tuple[str, str, str], list[_Candidate]] = {}
     for candidate in candidates:
         key = (candidate.object.casefold(), candidate.record_id, candidate.field.casefold())
@@ -160,13 +168,9 @@ def _merge(plan: WritePlan, candidates: list[_Candidate], *, write_nulls: bool, 
         if not chosen:
             continue
         # Every null means "clear the field": None, "" and [] agree with each other.
-        distinct = {None if is_null(c.value) else comparable(c.value) for c in chosen}
-        if len(distinct) > 1:
-            names = ", ".join(sorted({c.extraction for c in chosen}))
-            for c in chosen:
-                decide(c.object, c.record_id, c.field, c.value, Outcome.CONFLICT,
-                       f"extractions disagree on {c.object}.{c.field}: {names}", c.extraction)
-            continue
+        by_value: dict[Any, list[_Candidate]] = {}
+        for c in chosen:
+            by_value.setdefault(None if is_null(c.value) else comparable(c.value), []).append(c)
         update = updates.get((first.object.casefold(), record_id))
         if update is None:
             update = RecordUpdate(plan.recording_id, plan.connection or "", first.object, record_id)
@@ -174,5 +178,10 @@ def _merge(plan: WritePlan, candidates: list[_Candidate], *, write_nulls: bool, 
             plan.updates.append(update)
         extractions = tuple(dict.fromkeys(c.extraction for c in chosen))
         value = None if is_null(chosen[0].value) else chosen[0].value
+        alternatives: tuple[tuple[Any, tuple[str, ...]], ...] = ()
+        if len(by_value) > 1:
+            alternatives = tuple(
+                (group[0].value, tuple(dict.fromkeys(c.extraction for c in group))) for group in by_value.values()
+            )
         # Spelled as the mapping whose value is written (not a null's beside it).
-        update.fields[field_key] = FieldWrite(chosen[0].field, value, extractions, first.policy)
+        update.fields[field_key] = FieldWrite(chosen[0].field, value, extractions, first.policy, alternatives)

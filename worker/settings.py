@@ -14,7 +14,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Iterable, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -63,15 +63,19 @@ class FieldRules(_Strict):
             _check_object_field("policy", entry)
         return value
 
-    def denies(self, object_name: str, field_name: str) -> bool:
-        key = f"{object_name}.{field_name}".casefold()
-        return any(entry.strip().casefold() == key for entry in self.deny)
+    def denies(self, object_name: str, field_name: str, aliases: Iterable[str] = ()) -> bool:
+        """Whether ``Object.Field`` is denied; ``aliases`` are other names of the
+        object (model names such as ``Deal`` for HubSpot ``deals``) an entry may use."""
+        keys = {f"{name}.{field_name}".casefold() for name in (object_name, *aliases)}
+        return any(entry.strip().casefold() in keys for entry in self.deny)
 
-    def policy_for(self, object_name: str, field_name: str) -> Policy:
-        key = f"{object_name}.{field_name}".casefold()
-        for entry, policy in self.policy.items():
-            if entry.strip().casefold() == key:
-                return policy
+    def policy_for(self, object_name: str, field_name: str, aliases: Iterable[str] = ()) -> Policy:
+        """The write policy of ``Object.Field`` (an entry may name the object by an alias)."""
+        keys = [f"{name}.{field_name}".casefold() for name in (object_name, *aliases)]
+        for key in keys:  # the object's own name wins over an alias
+            for entry, policy in self.policy.items():
+                if entry.strip().casefold() == key:
+                    return policy
         return "overwrite"
 
 
@@ -116,6 +120,13 @@ class ConnectionConfig(BaseModel):
                 raise ValueError(f"unknown slot {slot!r} (slots: {', '.join(SLOTS)})")
         return value
 
+    def __repr_args__(self):  # noqa: ANN204 - pydantic's repr hook
+        # Connector keys may hold credentials (access_token, password, ...): never show their values.
+        for key, value in super().__repr_args__():
+            if key in (self.model_extra or {}) and isinstance(value, str) and looks_secret(key):
+                value = "***"
+            yield key, value
+
     @property
     def display_name(self) -> str:
         """The report's ``connection``: ``name``, defaulting to the connector's name."""
@@ -132,6 +143,12 @@ class ConnectionConfig(BaseModel):
         for alias, override in self.models.items():
             merged[alias.casefold()] = ModelTarget(slot=override.slot, object=override.object)
         return merged
+
+
+def looks_secret(key: str) -> bool:
+    """Whether a connection key holds a credential (its value is never shown)."""
+    folded = key.casefold()
+    return any(word in folded for word in ("token", "password", "secret", "key"))
 
 
 class PollConfig(_Strict):

@@ -47,7 +47,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Iterable, Mapping, Sequence
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote_plus, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -198,7 +198,7 @@ class SFField:
             "length": self.length,
             "name": self.name,
             "nameField": self.name == "Name",
-            "nillable": self.nillable,
+            "nillable": self.nillable and self.type != "boolean",  # a checkbox is never null
             "picklistValues": [value.describe() for value in self.picklist_values],
             "precision": self.precision,
             "referenceTo": list(self.reference_to),
@@ -272,6 +272,8 @@ class _Fault:
     times: int
     path_contains: str | None
     delay: float
+    after: int = 0  # matching requests still let through before the fault starts
+    query_contains: str | None = None
 
 
 @dataclass
@@ -422,11 +424,15 @@ class SalesforceState:
     # -- faults and log -----------------------------------------------------------
     def fail_next(self, status: int | None = 503, body: Any = None, times: int = 1, *,
                   headers: Mapping[str, str] | None = None, path_contains: str | None = None,
-                  delay: float = 0.0) -> None:
+                  delay: float = 0.0, after: int = 0, query_contains: str | None = None) -> None:
         """Answer the next ``times`` requests with ``status`` and ``body``: REST
         requests (``/services/data/...``) by default, or any request whose path
         contains ``path_contains`` (e.g. ``"/services/Soap/"`` for logins).
 
+        ``after`` lets that many matching requests through first (to fail the
+        second request of a split batch); ``query_contains`` narrows the match
+        to requests whose decoded query string contains it (a SOQL query naming
+        one id, to model an id the org refuses although it looks well formed).
         ``status=None`` with a ``delay`` only slows the requests down (for
         timeouts). Default bodies: 503 ``SERVER_UNAVAILABLE``, 403
         ``REQUEST_LIMIT_EXCEEDED``, 429 ``REQUEST_LIMIT_EXCEEDED``.
@@ -438,13 +444,19 @@ class SalesforceState:
                 401: INVALID_SESSION_BODY,
             }.get(status, [{"message": "Server unavailable, please try again later.", "errorCode": "SERVER_UNAVAILABLE"}])
         with self.lock:
-            self._faults.append(_Fault(status, body, dict(headers or {}), times, path_contains, delay))
+            self._faults.append(_Fault(status, body, dict(headers or {}), times, path_contains, delay, after,
+                                       query_contains))
 
-    def _take_fault(self, path: str) -> _Fault | None:
+    def _take_fault(self, path: str, query: str = "") -> _Fault | None:
         with self.lock:
             for fault in self._faults:
+                if fault.query_contains is not None and fault.query_contains not in query:
+                    continue
                 if (fault.path_contains is None and path.startswith("/services/data")) or (
                         fault.path_contains is not None and fault.path_contains in path):
+                    if fault.after > 0:  # let this one through (another fault may still take it)
+                        fault.after -= 1
+                        continue
                     fault.times -= 1
                     if fault.times <= 0:
                         self._faults.remove(fault)
@@ -653,8 +665,9 @@ _DATETIME_RE = re.compile(
 
 
 def _format_datetime(value: dt.datetime) -> str:
+    """A datetime as Salesforce stores and returns it: UTC, whole seconds (sent milliseconds are dropped)."""
     value = value.astimezone(dt.UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}+0000"
+    return value.strftime("%Y-%m-%dT%H:%M:%S") + ".000+0000"
 
 
 def _parse_date(text: str) -> dt.date | None:
@@ -1165,7 +1178,7 @@ def create_app(state: SalesforceState) -> Starlette:
         authorized = _authorized(request)
         state.log(LoggedRequest(method, path, query, logged_body, authorized))
 
-        fault = state._take_fault(path)
+        fault = state._take_fault(path, unquote_plus(request.url.query))
         if fault is not None:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
