@@ -164,7 +164,17 @@ class RecordWriteResult:
 
 
 class ConnectorError(Exception):
-    """A whole call failed. Messages never carry credentials."""
+    """A whole call failed. Messages never carry credentials.
+
+    Raised by ``write`` after some requests of the call succeeded (a split
+    batch, a re-send without a rejected field), ``partial`` holds the results
+    already settled, so nothing the CRM accepted is reported as failed and a
+    retry re-sends only the rest.
+    """
+
+    def __init__(self, message: str, *, partial: Sequence["RecordWriteResult"] = ()) -> None:
+        super().__init__(message)
+        self.partial = list(partial)
 
 
 class AuthError(ConnectorError):
@@ -172,20 +182,13 @@ class AuthError(ConnectorError):
 
 
 class TransientError(ConnectorError):
-    """Worth retrying later: rate limits, 5xx, timeouts, connection errors.
-
-    Raised by ``write`` after some requests of the call succeeded (a split
-    batch, a re-send without a rejected field), ``partial`` holds the results
-    already known, so a retry re-sends only the rest and no accepted write is
-    reported as failed.
-    """
+    """Worth retrying later: rate limits, 5xx, timeouts, connection errors."""
 
     def __init__(
         self, message: str, retry_after: float | None = None, partial: Sequence["RecordWriteResult"] = ()
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, partial=partial)
         self.retry_after = retry_after
-        self.partial = list(partial)
 
 
 class PermanentError(ConnectorError):

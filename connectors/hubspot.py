@@ -4,7 +4,9 @@ Options (a connection's keys from the config file):
 
 ``access_token``
     A private app token (or an OAuth access token). Required. It cannot be
-    renewed here: a 401 is an ``AuthError``.
+    renewed here: a 401 is an ``AuthError``. A 403 (``MISSING_SCOPES`` for one
+    object type, say) is a ``PermanentError`` of that call: the token works, it
+    just may not do that.
 ``api_url``
     Default ``https://api.hubapi.com``; the simulators use a loopback URL.
 ``timeout_s``
@@ -18,7 +20,18 @@ Wire facts this module relies on (see ``worker.simulators.hubspot``):
 * Property values travel as strings; an empty string clears a property.
 * ``dealstage``/``pipeline`` (and ``hs_pipeline``/``hs_pipeline_stage`` of
   leads and tickets) keep their options in the pipelines API: a stage ``id`` is
-  the option value, its ``label`` the label.
+  the option value, its ``label`` the label. A stage belongs to one pipeline,
+  and labels repeat across pipelines (every deal pipeline HubSpot creates has a
+  "Closed Won" and a "Closed Lost", with numeric ids outside the default one),
+  so the stage property is published with ``controller`` = the pipeline
+  property and ``dependent_options`` per pipeline id; ``options`` is the union.
+* Every option a property lists is a valid value, ``hidden`` ones included:
+  ``hidden`` is a display flag (the client's model: "Hidden options will not
+  be displayed in HubSpot"; it keeps them off pickers and forms), and records
+  may hold, and the API may set, a hidden option. An option an admin removed
+  is no longer listed at all (there is no "archived" option). So every listed
+  option is ``active``, and HubSpot stays the judge: a value it refuses after
+  all comes back as ``INVALID_OPTION``, pinned on its record like any other.
 * ``batch/update`` rejects the whole batch (400 ``VALIDATION_ERROR``) for one
   bad property value without saying which input it was, so a rejected batch is
   bisected; for a single input, the rejected properties (named in the error)
@@ -77,6 +90,8 @@ _NUMERIC_ID = re.compile(r"^\d+$")
 # Pipeline-backed enumerations: property name -> which half of the pipelines API holds its options.
 PIPELINE_PROPERTIES = {"pipeline": "pipeline", "hs_pipeline": "pipeline", "dealstage": "stage",
                        "hs_pipeline_stage": "stage"}
+# A stage property -> the pipeline property of the same object, whose value picks the allowed stages.
+STAGE_CONTROLLERS = {"dealstage": "pipeline", "hs_pipeline_stage": "hs_pipeline"}
 
 # HubSpot validation codes -> our outcome. Anything not listed is ``invalid_value``.
 ERROR_OUTCOMES = {
@@ -104,6 +119,18 @@ class _HTTPFailure(Exception):
     @property
     def category(self) -> str:
         return str(self.body.get("category") or self.body.get("errorType") or "")
+
+    @property
+    def required_scopes(self) -> list[str]:
+        """The scopes a 403 MISSING_SCOPES names (``errors[].context.requiredGranularScopes``)."""
+        found: list[str] = []
+        for error in self.body.get("errors") or []:
+            context = (error.get("context") or {}) if isinstance(error, dict) else {}
+            for key in ("requiredGranularScopes", "requiredScopes"):
+                for scope in context.get(key) or []:
+                    if str(scope) not in found:
+                        found.append(str(scope))
+        return found
 
     @property
     def message(self) -> str:
@@ -227,8 +254,18 @@ class HubSpotConnector(Connector):
     def _raise(self, what: str, failure: _HTTPFailure) -> None:
         """Turn an HTTP failure into the ConnectorError the pipeline expects."""
         message = self._clean(f"hubspot {what}: {failure.status} {failure.category or 'error'}: {failure.message}")
-        if failure.status in (401, 403):
+        if failure.status == 401:
             raise AuthError(message) from None
+        if failure.status == 403:
+            # Not the credentials: this token lacks a scope (MISSING_SCOPES) or the
+            # portal forbids this call, for this object type only. Renewing or
+            # re-authenticating would not help and other object types still work,
+            # so the fields fail with HubSpot's reason instead of the run stopping
+            # as an expired session would.
+            scopes = failure.required_scopes
+            if scopes:
+                message += self._clean(f" (requires {', '.join(scopes)})")
+            raise PermanentError(message) from None
         if failure.status == 429:
             raise TransientError(message, retry_after=_retry_after(failure.headers)) from None
         if failure.status >= 500 or failure.status in (408, 423):
@@ -254,9 +291,10 @@ class HubSpotConnector(Connector):
         pipelines: list[dict[str, Any]] | None = None
         if any(_pipeline_kind(p) for p in properties):
             pipelines = self._pipelines(object_name)
+        names = {str(p.get("name")) for p in properties}
         fields = {}
         for prop in properties:
-            schema = _field_schema(prop, pipelines)
+            schema = _field_schema(prop, pipelines, names)
             fields[schema.name] = schema
         schema = ObjectSchema(name=object_name, fields=fields)
         with self._lock:
@@ -328,22 +366,35 @@ class HubSpotConnector(Connector):
     # ------------------------------------------------------------------ write
 
     def write(self, object_name: str, updates: Sequence[RecordWrite]) -> list[RecordWriteResult]:
-        results: list[RecordWriteResult | None] = [None] * len(updates)
+        """One result per update, in order; see the module docstring for how rejections are isolated.
+
+        A call may take several requests (batches of 100, bisection after a
+        400, a re-send without rejected properties). When a later one fails
+        transiently, the ``TransientError`` carries in ``partial`` the results
+        of the records already settled (written, or refused by HubSpot or by
+        us), so a retry re-sends only the others. The records of the failed
+        request itself are not in ``partial``: after a 5xx or a timeout nobody
+        knows whether HubSpot applied them.
+        """
+        settled: dict[int, RecordWriteResult] = {}
         pending: list[tuple[int, str, dict[str, str]]] = []
         for index, update in enumerate(updates):
             rid = str(update.record_id)
             values = {str(k): _as_wire(v) for k, v in update.values.items()}
             if not _NUMERIC_ID.match(rid):
                 reason = f"malformed HubSpot record id {rid!r} (ids are numeric)"
-                results[index] = RecordWriteResult(rid, errors={k: FieldError("failed", reason) for k in values})
+                settled[index] = RecordWriteResult(rid, errors={k: FieldError("failed", reason) for k in values})
             elif not values:
-                results[index] = RecordWriteResult(rid)
+                settled[index] = RecordWriteResult(rid)
             else:
                 pending.append((index, rid, values))
-        for chunk in _chunks(pending):
-            for index, result in self._write_batch(object_name, chunk).items():
-                results[index] = result
-        return [r for r in results if r is not None]
+        try:
+            for chunk in _chunks(pending):
+                self._write_batch(object_name, chunk, settled, {})
+        except ConnectorError as exc:  # transient, or a credential / permission refusal part-way
+            exc.partial = [settled[index] for index in sorted(settled)]
+            raise exc from None
+        return [settled[index] for index in sorted(settled)]
 
     def _send(self, object_name: str, items: Sequence[tuple[int, str, dict[str, str]]]) -> tuple[int, dict[str, Any]]:
         from hubspot.crm.objects import BatchInputSimplePublicObjectBatchInput, SimplePublicObjectBatchInput
@@ -355,7 +406,8 @@ class HubSpotConnector(Connector):
                                   object_name, request)
         return status, body or {}
 
-    def _write_batch(self, object_name: str, items: Sequence[tuple[int, str, dict[str, str]]]) -> dict[int, RecordWriteResult]:
+    def _write_batch(self, object_name: str, items: Sequence[tuple[int, str, dict[str, str]]],
+                     settled: dict[int, RecordWriteResult], dropped: dict[int, dict[str, FieldError]]) -> None:
         """Send one batch (<=100 distinct ids), isolating rejected inputs and properties.
 
         A 400 names the rejected properties (and, in its message, their
@@ -363,6 +415,11 @@ class HubSpotConnector(Connector):
         are dropped with their outcome and the rest re-sent; otherwise the
         batch is bisected. Every step removes a property or halves a batch,
         so this ends.
+
+        Results go into ``settled`` (by input index) as soon as a request
+        decides them, so that a transient failure of a later request loses
+        none of them; ``dropped`` holds the errors of properties already
+        dropped from a record whose other properties are still in flight.
         """
         what = f"batch update of {len(items)} {object_name}"
         try:
@@ -371,19 +428,30 @@ class HubSpotConnector(Connector):
             if "infer object type" in failure.message.lower():
                 raise UnknownObject(self._clean(f"hubspot: no object type {object_name!r} ({failure.message})")) from None
             if failure.status not in (400, 404, 409, 422):
-                self._raise(what, failure)  # auth, rate limit, 5xx: the whole call fails
+                self._raise(what, failure)  # auth, scopes, rate limit, 5xx: the whole call fails
             drops = self._pin_rejections(items, failure) if failure.status == 400 else {}
             if drops:
-                return self._drop_and_resend(object_name, items, drops)
+                self._drop_and_resend(object_name, items, drops, settled, dropped)
+                return
             if len(items) > 1:
                 middle = len(items) // 2
-                out = self._write_batch(object_name, items[:middle])
-                out.update(self._write_batch(object_name, items[middle:]))
-                return out
+                self._write_batch(object_name, items[:middle], settled, dropped)
+                self._write_batch(object_name, items[middle:], settled, dropped)
+                return
             index, rid, values = items[0]
             reason = self._clean(f"{failure.status} {failure.category or 'error'}: {failure.message}")
-            return {index: RecordWriteResult(rid, errors={name: FieldError("failed", reason) for name in values})}
-        return self._interpret(items, body)
+            self._settle(settled, dropped, index,
+                         RecordWriteResult(rid, errors={name: FieldError("failed", reason) for name in values}))
+            return
+        for index, result in self._interpret(items, body).items():
+            self._settle(settled, dropped, index, result)
+
+    @staticmethod
+    def _settle(settled: dict[int, RecordWriteResult], dropped: Mapping[int, Mapping[str, FieldError]],
+                index: int, result: RecordWriteResult) -> None:
+        """Record the final result of input ``index``, with the errors of its dropped properties."""
+        errors = {**dropped.get(index, {}), **result.errors}
+        settled[index] = RecordWriteResult(result.record_id, written=result.written, errors=errors)
 
     def _pin_rejections(self, items: Sequence[tuple[int, str, dict[str, str]]],
                         failure: _HTTPFailure) -> dict[int, dict[str, FieldError]]:
@@ -414,21 +482,19 @@ class HubSpotConnector(Connector):
         return drops
 
     def _drop_and_resend(self, object_name: str, items: Sequence[tuple[int, str, dict[str, str]]],
-                         drops: Mapping[int, Mapping[str, FieldError]]) -> dict[int, RecordWriteResult]:
-        out: dict[int, RecordWriteResult] = {}
+                         drops: Mapping[int, Mapping[str, FieldError]], settled: dict[int, RecordWriteResult],
+                         dropped: dict[int, dict[str, FieldError]]) -> None:
         again = []
         for index, rid, values in items:
-            dropped = drops.get(index, {})
-            remaining = {k: v for k, v in values.items() if k not in dropped}
+            if drops.get(index):
+                dropped.setdefault(index, {}).update(drops[index])
+            remaining = {k: v for k, v in values.items() if k not in dropped.get(index, {})}
             if remaining:
                 again.append((index, rid, remaining))
-            else:
-                out[index] = RecordWriteResult(rid, errors=dict(dropped))
+            else:  # every property was rejected: settled without another request
+                self._settle(settled, dropped, index, RecordWriteResult(rid))
         if again:
-            for index, result in self._write_batch(object_name, again).items():
-                errors = {**drops.get(index, {}), **result.errors}
-                out[index] = RecordWriteResult(result.record_id, written=result.written, errors=errors)
-        return out
+            self._write_batch(object_name, again, settled, dropped)
 
     def _interpret(self, items: Sequence[tuple[int, str, dict[str, str]]], body: Mapping[str, Any]) -> dict[int, RecordWriteResult]:
         done = {str(r.get("id")) for r in body.get("results") or []}
@@ -485,6 +551,12 @@ class HubSpotConnector(Connector):
         try:
             _, body = self._call(what, self._api("properties").get_all, "deals")
         except _HTTPFailure as failure:
+            if failure.status == 403:
+                # HubSpot authenticated the token and refused this one call: the
+                # credentials are good; the object checks then show what is missing.
+                scopes = ", ".join(failure.required_scopes) or failure.message
+                return self._clean(f"hubspot {self.api_url} (token accepted; deals: 403 "
+                                   f"{failure.category or 'forbidden'}: {scopes})")
             self._raise(what, failure)
         count = len((body or {}).get("results") or [])
         return f"hubspot {self.api_url} (deals: {count} properties)"
@@ -612,23 +684,36 @@ def _pipeline_kind(prop: Mapping[str, Any]) -> str | None:
     return PIPELINE_PROPERTIES.get(str(prop.get("name")))
 
 
-def _pipeline_options(kind: str, pipelines: list[dict[str, Any]]) -> tuple[Option, ...]:
+def _pipeline_options(kind: str, pipelines: list[dict[str, Any]]
+                      ) -> tuple[tuple[Option, ...], dict[str, tuple[Option, ...]]]:
+    """(options, options per pipeline id) of a pipeline or stage property.
+
+    For ``pipeline`` the second item is empty. For ``stage`` the union is kept
+    for records whose pipeline is unknown, but only the per-pipeline lists can
+    tell "Closed Won" of one pipeline from "Closed Won" of another.
+    """
     options: dict[str, Option] = {}
+    per_pipeline: dict[str, tuple[Option, ...]] = {}
     for pipeline in sorted(pipelines, key=lambda p: p.get("displayOrder", 0)):
         pipeline_active = not pipeline.get("archived", False)
+        pid = str(pipeline["id"])
         if kind == "pipeline":
-            options[str(pipeline["id"])] = Option(str(pipeline["id"]), str(pipeline.get("label") or pipeline["id"]),
-                                                  pipeline_active)
+            options[pid] = Option(pid, str(pipeline.get("label") or pid), pipeline_active)
             continue
+        stages = []
         for stage in sorted(pipeline.get("stages") or [], key=lambda s: s.get("displayOrder", 0)):
             sid = str(stage["id"])
-            if sid not in options:
-                options[sid] = Option(sid, str(stage.get("label") or sid),
-                                      pipeline_active and not stage.get("archived", False))
-    return tuple(options.values())
+            # A stage of an archived pipeline cannot be set either.
+            option = Option(sid, str(stage.get("label") or sid), pipeline_active and not stage.get("archived", False))
+            stages.append(option)
+            options.setdefault(sid, option)
+        per_pipeline[pid] = tuple(stages)
+    return tuple(options.values()), per_pipeline
 
 
-def _field_schema(prop: Mapping[str, Any], pipelines: list[dict[str, Any]] | None) -> FieldSchema:
+def _field_schema(prop: Mapping[str, Any], pipelines: list[dict[str, Any]] | None,
+                  names: frozenset[str] | set[str] = frozenset()) -> FieldSchema:
+    """One property as a ``FieldSchema``; ``names`` are the object's property names (for controllers)."""
     name = str(prop["name"])
     ptype = str(prop.get("type") or "")
     field_type = str(prop.get("fieldType") or "")
@@ -656,21 +741,28 @@ def _field_schema(prop: Mapping[str, Any], pipelines: list[dict[str, Any]] | Non
         return FieldSchema(type=FieldType.BOOLEAN, writable=writable, not_writable_reason=reason, **common)
     if ptype == "enumeration":
         kind = _pipeline_kind(prop)
+        controller: str | None = None
+        dependent: dict[str, tuple[Option, ...]] = {}
         if kind is not None:
-            options = _pipeline_options(kind, pipelines or [])
+            options, dependent = _pipeline_options(kind, pipelines or [])
             restricted = True
+            if kind == "stage" and STAGE_CONTROLLERS.get(name) in names:
+                controller = STAGE_CONTROLLERS[name]
+            else:
+                dependent = {}
         elif prop.get("externalOptions") and not prop.get("options"):
             # Owners and other referenced objects: options we cannot list; HubSpot validates.
             options, restricted = (), False
         else:
+            # Hidden options stay active: the API accepts them (see the module docstring).
             options = tuple(
-                Option(str(o.get("value")), str(o.get("label") or o.get("value")), not o.get("hidden", False))
+                Option(str(o.get("value")), str(o.get("label") or o.get("value")))
                 for o in sorted(prop.get("options") or [], key=lambda o: o.get("displayOrder", 0))
             )
             restricted = True
         kind_type = FieldType.MULTIPICKLIST if field_type == "checkbox" else FieldType.PICKLIST
         return FieldSchema(type=kind_type, writable=writable, not_writable_reason=reason, options=options,
-                           restricted=restricted, **common)
+                           restricted=restricted, controller=controller, dependent_options=dependent, **common)
     return FieldSchema(type=FieldType.OTHER, writable=False,
                        not_writable_reason=reason or f"HubSpot {ptype} properties are not written by this service",
                        **common)

@@ -10,7 +10,15 @@ instance, one SOQL query per object and chunk of up to 200 ids, one
 * Salesforce drops a whole record for one bad field: the record is re-sent
   once without the fields its errors named, so good sibling fields land;
 * a whole-request ``JSON_PARSER_ERROR`` splits the batch in halves, and then a
-  single record's fields, until the bad field is isolated.
+  single record's fields, until the bad field is isolated;
+* when a later request of a call fails transiently (429, 5xx, timeout), the
+  ``TransientError`` carries in ``partial`` the results of every record already
+  settled, so the caller retries only the others.
+
+Describe is mapped onto ``FieldSchema`` with Salesforce's own facts: datetimes
+keep whole seconds (``scale=0``), ``nillable`` is describe's (false for every
+checkbox and required field), and dependent picklists get their controller and
+options per controller value from ``validFor``.
 
 Authentication: ``instance_url`` + ``access_token`` (no renewal: an expired
 token raises ``AuthError``), password (SOAP login) or JWT bearer; the last two
@@ -20,12 +28,14 @@ renew an expired session once per call. simple-salesforce is always used in
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import json
 import logging
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Sequence, TypeVar
@@ -345,6 +355,38 @@ def _field_schema(raw: Mapping[str, Any]) -> FieldSchema:
     return FieldSchema(type=FieldType.OTHER, **common)
 
 
+def _with_controller(schema: FieldSchema, raw: Mapping[str, Any],
+                     raw_fields: Mapping[str, Mapping[str, Any]]) -> FieldSchema:
+    """A dependent picklist's options per value of its controlling field (describe's ``validFor``).
+
+    ``validFor`` is base64 of a bitmap, most significant bit first, whose bit i
+    is the controller's i-th picklist value as describe lists it (for a
+    checkbox controller, bit 0 unchecked and bit 1 checked). Keys are the
+    controller's canonical values as text (``str(True)`` for a checkbox), the
+    form ``FieldSchema.for_controller`` looks up. A controller the describe
+    does not show (no access) leaves the field without a dependency.
+    """
+    controller = raw_fields.get(str(raw.get("controllerName") or ""))
+    if controller is None or schema.type not in (FieldType.PICKLIST, FieldType.MULTIPICKLIST):
+        return schema
+    if controller.get("type") == "boolean":
+        keys = [str(False), str(True)]
+    else:
+        keys = [str(p["value"]) for p in controller.get("picklistValues") or () if p.get("value") is not None]
+    allowed: dict[str, list[Option]] = {key: [] for key in keys}
+    for entry, option in zip([p for p in raw.get("picklistValues") or () if p.get("value") is not None],
+                             schema.options):
+        try:
+            bitmap = base64.b64decode(str(entry.get("validFor") or ""), validate=True)
+        except (binascii.Error, ValueError):
+            bitmap = b""  # unreadable: valid for nothing rather than for everything
+        for index, key in enumerate(keys):
+            if index >> 3 < len(bitmap) and bitmap[index >> 3] & (0x80 >> (index & 7)):
+                allowed[key].append(option)
+    return replace(schema, controller=str(controller["name"]),
+                   dependent_options=MappingProxyType({key: tuple(found) for key, found in allowed.items()}))
+
+
 # per-record error codes -> outcome
 _INVALID_VALUE_CODES = {
     "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", "STRING_TOO_LONG", "NUMBER_OUTSIDE_VALID_RANGE",
@@ -573,7 +615,8 @@ class SalesforceConnector(Connector):
             raise UnknownObject(f"salesforce describe {object_name}: {exc}") from None
         except UnknownObject:
             raise UnknownObject(f"salesforce has no object {object_name!r}") from None
-        fields = {str(raw["name"]): _field_schema(raw) for raw in (described or {}).get("fields", [])}
+        raw_fields = {str(raw["name"]): raw for raw in (described or {}).get("fields", [])}
+        fields = {name: _with_controller(_field_schema(raw), raw, raw_fields) for name, raw in raw_fields.items()}
         schema = ObjectSchema(name=str((described or {}).get("name") or object_name), fields=MappingProxyType(fields))
         with self._lock:
             self._schemas[object_name] = schema
@@ -709,15 +752,16 @@ class SalesforceConnector(Connector):
         # batches, halves of a split, a re-send) were answered: those answers travel with the error, so the
         # caller retries only the records still open and never reports an accepted write as failed. The
         # records of the failed request itself stay out: Salesforce may or may not have applied them.
-        failure: TransientError | None = None
+        failure: ConnectorError | None = None
         try:
             for batch in batches:
                 if batch:
                     self._send(schema.name, batch, results, resend=True)
-        except TransientError as exc:
+        except ConnectorError as exc:  # transient, or an expired session / refusal part-way
             failure = exc
         if failure is not None:  # raised outside the except block: no __context__ pinning a response
-            raise TransientError(str(failure), failure.retry_after, partial=results.settled())
+            failure.partial = results.settled()
+            raise failure.with_traceback(None)  # its old frames would pin the response open
         return results.build()
 
     def _patch(self, object_name: str, batch: Sequence[_Pending]) -> list[Any]:

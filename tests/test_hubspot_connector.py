@@ -12,13 +12,21 @@ from connectors.base import (
     AuthError,
     FieldType,
     ModelTarget,
+    PermanentError,
     RecordWrite,
     TransientError,
     UnknownObject,
 )
 from connectors.hubspot import HubSpotConnector
+from worker.coercion import InvalidValue, coerce
 from worker.errors import ConfigError
-from worker.simulators.hubspot import DEFAULT_TOKEN, HubSpotState, create_app, seed_default_portal
+from worker.simulators.hubspot import (
+    DEFAULT_TOKEN,
+    RENEWALS_PIPELINE,
+    HubSpotState,
+    create_app,
+    seed_default_portal,
+)
 from worker.simulators.server import ServedApp, free_port
 from worker.simulators.tls import local_tls
 
@@ -84,7 +92,7 @@ def test_schema_maps_properties_and_pipelines(hubspot_connector: HubSpotConnecto
     assert {o.value for o in f["pipeline"].options} == {"default", "19826473"}
 
     temperature = {o.value: o.active for o in f["deal_temperature"].options}
-    assert temperature == {"hot": True, "warm": True, "cold": True, "frozen": False}  # hidden -> inactive
+    assert temperature == {"hot": True, "warm": True, "cold": True, "frozen": True}  # hidden is still a value
 
     assert not f["hs_forecast_amount"].writable and "calculated" in f["hs_forecast_amount"].not_writable_reason
     assert not f["hs_deal_stage_probability"].writable
@@ -100,10 +108,72 @@ def test_schema_maps_properties_and_pipelines(hubspot_connector: HubSpotConnecto
     assert schema.field("DealStage") is stage
 
 
+def test_deal_stages_are_published_per_pipeline(hubspot_connector: HubSpotConnector,
+                                                 hubspot_state: HubSpotState) -> None:
+    # "Closed Won" is a stage of both deal pipelines (closedwon, 61342873): only
+    # the deal's pipeline says which one a label means.
+    stage = hubspot_connector.object_schema("deals").fields["dealstage"]
+    assert stage.controller == "pipeline"
+    assert set(stage.dependent_options) == {"default", RENEWALS_PIPELINE}
+    assert [o.value for o in stage.dependent_options[RENEWALS_PIPELINE]] == ["61342871", "61342872", "61342873",
+                                                                           "61342874"]
+    assert {o.value for o in stage.options} == {o.value for opts in stage.dependent_options.values() for o in opts}
+    with pytest.raises(InvalidValue, match="several options"):
+        coerce("Closed Won", stage)  # the union alone cannot tell
+    assert coerce("Closed Won", stage.for_controller("default")) == "closedwon"
+    assert coerce("closed won", stage.for_controller(RENEWALS_PIPELINE)) == "61342873"
+    assert coerce("Closed Lost", stage.for_controller(RENEWALS_PIPELINE)) == "61342874"
+    with pytest.raises(InvalidValue, match="not an option"):
+        coerce("Contract Sent", stage.for_controller(RENEWALS_PIPELINE))  # a stage of the other pipeline
+    assert hubspot_connector.object_schema("deals").fields["pipeline"].controller is None
+
+    # What the pipeline does: read the controller, coerce against its options, write.
+    acme, initech = hubspot_state.named["deal_acme"], hubspot_state.named["deal_initech"]
+    current = hubspot_connector.read("deals", [acme, initech], ["pipeline", "dealstage"])
+    updates = [RecordWrite(rid, {"dealstage": hubspot_connector.encode(
+        stage, coerce("Closed Won", stage.for_controller(current[rid].values["pipeline"])))}) for rid in (acme, initech)]
+    results = hubspot_connector.write("deals", updates)
+    assert [r.written for r in results] == [{"dealstage"}, {"dealstage"}]
+    assert hubspot_state.get_record("deals", acme)["dealstage"] == "closedwon"
+    assert hubspot_state.get_record("deals", initech)["dealstage"] == "61342873"
+
+
+def test_stages_of_archived_pipelines_and_stages_are_inactive(make_hubspot_connector,
+                                                              hubspot_state: HubSpotState) -> None:
+    hubspot_state.add_pipeline("deals", "30000001", "Old channel", [("70000001", "Closed Won")], archived=True)
+    hubspot_state.add_pipeline("deals", "30000002", "Partners", [
+        ("70000002", "Signed"), {"id": "70000003", "label": "Legacy", "archived": True}])
+    stage = make_hubspot_connector().object_schema("deals").fields["dealstage"]
+    assert [(o.value, o.active) for o in stage.dependent_options["30000001"]] == [("70000001", False)]
+    assert [(o.value, o.active) for o in stage.dependent_options["30000002"]] == [("70000002", True),
+                                                                                 ("70000003", False)]
+    with pytest.raises(InvalidValue):
+        coerce("Legacy", stage.for_controller("30000002"))
+    with pytest.raises(InvalidValue):
+        coerce("Closed Won", stage.for_controller("30000001"))
+    with pytest.raises(InvalidValue):
+        coerce("Signed", stage.for_controller("no-such-pipeline"))
+
+
+def test_hidden_options_are_valid_values(hubspot_connector: HubSpotConnector, hubspot_state: HubSpotState) -> None:
+    # "frozen" is hidden: kept off HubSpot's pickers and forms, still accepted by the API.
+    field = hubspot_connector.object_schema("deals").fields["deal_temperature"]
+    value = coerce("Frozen", field)
+    assert value == "frozen"
+    acme = hubspot_state.named["deal_acme"]
+    [result] = hubspot_connector.write("deals", [RecordWrite(acme, {"deal_temperature": hubspot_connector.encode(
+        field, value)})])
+    assert result.written == {"deal_temperature"} and not result.errors
+    assert hubspot_state.get_record("deals", acme)["deal_temperature"] == "frozen"
+
+
 def test_schema_of_leads_uses_its_pipelines(hubspot_connector: HubSpotConnector) -> None:
     schema = hubspot_connector.object_schema("leads")
     stages = {o.value: o.label for o in schema.fields["hs_pipeline_stage"].options}
     assert stages["qualified-stage-id"] == "Qualified"
+    assert schema.fields["hs_pipeline_stage"].controller == "hs_pipeline"
+    assert coerce("qualified", schema.fields["hs_pipeline_stage"].for_controller("lead-pipeline-id")) == \
+        "qualified-stage-id"
     companies = hubspot_connector.object_schema("companies")
     assert companies.fields["phone"].type == FieldType.STRING
     meetings = hubspot_connector.object_schema("meetings")
@@ -310,6 +380,31 @@ def test_server_errors_are_transient_and_not_retried(hubspot_connector: HubSpotC
     assert hubspot_state.get_record("deals", acme)["amount"] == "12500"
 
 
+def test_missing_scopes_is_a_permanent_error_not_auth(hubspot_connector: HubSpotConnector,
+                                                      hubspot_state: HubSpotState) -> None:
+    # A private app installed without crm.objects.deals.write: the token is fine,
+    # this call is not allowed. Not AuthError (that would dead-letter the whole run).
+    hubspot_state.revoke_scopes("deals", "write")
+    acme = hubspot_state.named["deal_acme"]
+    with pytest.raises(PermanentError) as info:
+        hubspot_connector.write("deals", [RecordWrite(acme, {"amount": "1"})])
+    assert not isinstance(info.value, AuthError)
+    message = str(info.value)
+    assert "403 MISSING_SCOPES" in message and "hasn't been granted all required scopes" in message
+    assert "crm.objects.deals.write" in message and DEFAULT_TOKEN not in message
+    assert len(hubspot_state.requests_to("POST", "batch/update")) == 1  # not split, not retried
+    assert hubspot_state.get_record("deals", acme)["amount"] == "12500"
+
+    # Other calls and object types still work.
+    assert hubspot_connector.read("deals", [acme], ["amount"])[acme].values["amount"] == "12500"
+    company = hubspot_state.named["company_acme"]
+    assert hubspot_connector.write("companies", [RecordWrite(company, {"city": "Salem"})])[0].written == {"city"}
+
+    hubspot_state.revoke_scopes("leads", "schemas")
+    with pytest.raises(PermanentError, match="crm.schemas.leads.read"):
+        hubspot_connector.object_schema("leads")
+
+
 def test_connection_refused_is_transient(make_hubspot_connector) -> None:
     connector = make_hubspot_connector(api_url=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(TransientError):
@@ -360,6 +455,20 @@ def test_check(hubspot_connector: HubSpotConnector, hubspot_url: str) -> None:
     line = hubspot_connector.check()
     assert line.startswith(f"hubspot {hubspot_url} (deals: ") and line.endswith(" properties)")
     assert DEFAULT_TOKEN not in line
+
+
+def test_check_accepts_a_token_without_the_deals_scopes(hubspot_connector: HubSpotConnector,
+                                                        hubspot_state: HubSpotState) -> None:
+    # A contacts-only app: the token is valid; `writeback check` then fails only the deals schema.
+    hubspot_state.revoke_scopes("deals")
+    line = hubspot_connector.check()
+    assert "token accepted" in line and "MISSING_SCOPES" in line and "crm.schemas.deals.read" in line
+    with pytest.raises(PermanentError):
+        hubspot_connector.object_schema("deals")
+    assert hubspot_connector.object_schema("contacts").fields["jobtitle"].writable
+    hubspot_state.expire_token(DEFAULT_TOKEN)
+    with pytest.raises(AuthError):
+        hubspot_connector.check()
 
 
 def test_tls_with_a_private_ca() -> None:
@@ -417,3 +526,69 @@ def test_bisection_when_the_rejected_input_cannot_be_pinned(hubspot_connector: H
     assert len(by_id) == len(updates)
     sent = hubspot_state.requests_to("POST", "batch/update")
     assert all(len(r.body["inputs"]) <= 100 for r in sent)
+
+
+# ---------------------------------------------------------------- transient failures after partial progress
+
+
+def test_a_later_batch_failing_keeps_the_earlier_batches(hubspot_connector: HubSpotConnector,
+                                                          hubspot_state: HubSpotState) -> None:
+    ids = make_deals(hubspot_state, 230)
+    hubspot_state.fail_next(429, {"status": "error", "message": "You have reached your ten_secondly_rolling limit.",
+                                  "errorType": "RATE_LIMIT", "policyName": "TEN_SECONDLY_ROLLING"},
+                            headers={"Retry-After": "3"}, path_contains="batch/update", after=2)
+    updates = [RecordWrite("not-an-id", {"amount": "5"})] + [RecordWrite(rid, {"amount": "5"}) for rid in ids]
+    with pytest.raises(TransientError) as info:
+        hubspot_connector.write("deals", updates)
+    assert info.value.retry_after == 3.0 and "429" in str(info.value)
+    partial = {r.record_id: r for r in info.value.partial}
+    # The malformed id and the first two batches are settled; the third batch was never applied.
+    assert set(partial) == {"not-an-id", *ids[:200]}
+    assert partial["not-an-id"].errors["amount"].outcome == "failed"
+    assert all(partial[rid].written == {"amount"} and not partial[rid].errors for rid in ids[:200])
+    assert all(hubspot_state.get_record("deals", rid)["amount"] == "5" for rid in ids[:200])
+    assert all(hubspot_state.get_record("deals", rid).get("amount") is None for rid in ids[200:])
+
+    # The retry sends only the rest and nothing twice.
+    hubspot_state.clear_requests()
+    rest = [u for u in updates if u.record_id not in partial]
+    assert all(r.written == {"amount"} for r in hubspot_connector.write("deals", rest))
+    assert [len(r.body["inputs"]) for r in hubspot_state.requests_to("POST", "batch/update")] == [30]
+
+
+def test_a_failure_while_bisecting_keeps_the_settled_half(hubspot_connector: HubSpotConnector,
+                                                          hubspot_state: HubSpotState) -> None:
+    ids = make_deals(hubspot_state, 4)
+    updates = [RecordWrite(rid, {"hs_next_step": "go"}) for rid in ids]
+    updates[3] = RecordWrite(ids[3], {"description": "y" * 65537})  # not pinnable: the batch is bisected
+    # Request 1: the whole batch, 400. Request 2: the first half, 200. Request 3: the second half, 503.
+    hubspot_state.fail_next(503, path_contains="batch/update", after=2)
+    with pytest.raises(TransientError, match="503") as info:
+        hubspot_connector.write("deals", updates)
+    assert [r.status for r in hubspot_state.requests_to("POST", "batch/update")] == [400, 200, 503]
+    assert [(r.record_id, r.written) for r in info.value.partial] == [(ids[0], {"hs_next_step"}),
+                                                                     (ids[1], {"hs_next_step"})]
+    assert hubspot_state.get_record("deals", ids[2]).get("hs_next_step") is None  # unknown, so not in partial
+
+
+def test_a_failure_of_the_resend_keeps_only_settled_records(hubspot_connector: HubSpotConnector,
+                                                            hubspot_state: HubSpotState) -> None:
+    ids = make_deals(hubspot_state, 3)
+    updates = [
+        RecordWrite(ids[0], {"hs_next_step": "go", "deal_temperature": "hot"}),
+        RecordWrite(ids[1], {"hs_next_step": "go", "deal_temperature": "Scorching"}),  # pinned and dropped
+        RecordWrite(ids[2], {"deal_temperature": "Scorching"}),  # nothing left to send: settled
+    ]
+    hubspot_state.fail_next(502, body="<html>Bad gateway</html>", path_contains="batch/update", after=1)
+    with pytest.raises(TransientError, match="502") as info:
+        hubspot_connector.write("deals", updates)
+    # ids[1] lost deal_temperature, but its hs_next_step was in the failed re-send: unknown, so retried whole.
+    [settled] = info.value.partial
+    assert settled.record_id == ids[2] and settled.written == frozenset()
+    assert settled.errors["deal_temperature"].outcome == "invalid_value"
+    assert "INVALID_OPTION" in settled.errors["deal_temperature"].reason
+
+    # Without a fault the same call settles every record, dropped properties merged in.
+    results = hubspot_connector.write("deals", updates[:2])
+    assert results[0].written == {"hs_next_step", "deal_temperature"}
+    assert results[1].written == {"hs_next_step"} and set(results[1].errors) == {"deal_temperature"}

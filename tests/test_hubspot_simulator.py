@@ -82,6 +82,9 @@ def test_pipelines(http: httpx.Client) -> None:
     assert {"id", "label", "displayOrder", "archived", "metadata"} <= set(default["stages"][0])
     other = next(p for p in pipelines if p["id"] != "default")
     assert all(s["id"].isdigit() for s in other["stages"])
+    # As HubSpot creates pipelines: the closed stages repeat their labels in every pipeline.
+    for pipeline in pipelines:
+        assert {"Closed Won", "Closed Lost"} <= {s["label"] for s in pipeline["stages"]}
 
 
 def test_batch_read_207_for_missing_ids(http: httpx.Client, hubspot_state: HubSpotState) -> None:
@@ -214,6 +217,60 @@ def test_rate_limit(http: httpx.Client, hubspot_state: HubSpotState) -> None:
     assert body["errorType"] == "RATE_LIMIT" and body["policyName"] == "TEN_SECONDLY_ROLLING"
     assert body["message"] == "You have reached your ten_secondly_rolling limit."
     assert limited.headers["X-HubSpot-RateLimit-Remaining"] == "0"
+
+
+def test_hidden_options_are_accepted_and_removed_ones_are_not(http: httpx.Client, hubspot_state: HubSpotState) -> None:
+    acme = hubspot_state.named["deal_acme"]
+    options = {o["value"]: o["hidden"] for o in hubspot_state.get_property("deals", "deal_temperature")["options"]}
+    assert options["frozen"] is True
+    assert update(http, "deals", [{"id": acme, "properties": {"deal_temperature": "frozen"}}]).status_code == 200
+    hubspot_state.add_property("deals", "deal_temperature", "enumeration", "select", hubspot_defined=False,
+                               options=[("hot", "Hot"), ("warm", "Warm")])
+    [entry] = invalid(update(http, "deals", [{"id": acme, "properties": {"deal_temperature": "frozen"}}]))
+    assert entry["error"] == "INVALID_OPTION"
+
+
+def test_missing_scopes_is_403_for_that_object_type_only(http: httpx.Client, hubspot_state: HubSpotState) -> None:
+    assert hubspot_state.revoke_scopes("deals", "write") == ["crm.objects.deals.write"]
+    acme = hubspot_state.named["deal_acme"]
+    response = update(http, "deals", [{"id": acme, "properties": {"amount": "1"}}])
+    assert response.status_code == 403
+    body = response.json()
+    assert body["category"] == "MISSING_SCOPES" and body["status"] == "error" and body["correlationId"]
+    assert body["message"].startswith("This app hasn't been granted all required scopes to make this call.")
+    assert body["errors"] == [{"message": "One or more of the following scopes are required.",
+                               "context": {"requiredGranularScopes": ["crm.objects.deals.write"]}}]
+    assert body["links"] == {"scopes": "https://developers.hubspot.com/scopes"}
+    assert http.patch(f"/crm/v3/objects/0-3/{acme}", json={"properties": {"amount": "1"}}).status_code == 403
+    assert hubspot_state.get_record("deals", acme)["amount"] == "12500"
+    # Reads of deals, and writes of other objects, are still allowed.
+    assert http.get(f"/crm/v3/objects/deals/{acme}").status_code == 200
+    assert http.get("/crm/v3/properties/deals").status_code == 200
+    company = hubspot_state.named["company_acme"]
+    assert update(http, "companies", [{"id": company, "properties": {"city": "Salem"}}]).status_code == 200
+
+    hubspot_state.revoke_scopes("leads", token="some-other-token")
+    assert http.get("/crm/v3/properties/leads").status_code == 200  # another token's scopes
+    hubspot_state.revoke_scopes("leads")
+    forbidden = http.get("/crm/v3/properties/leads")
+    assert forbidden.status_code == 403
+    assert forbidden.json()["errors"][0]["context"]["requiredGranularScopes"] == ["crm.schemas.leads.read"]
+    assert http.get("/crm/v3/pipelines/leads").status_code == 403
+    assert http.post("/crm/v3/objects/leads/batch/read", json={"properties": [], "inputs": []}).status_code == 403
+    assert http.get("/crm/v3/properties/widgets").status_code == 400  # unknown types answer as before
+
+    hubspot_state.grant_scopes()
+    assert update(http, "deals", [{"id": acme, "properties": {"amount": "1"}}]).status_code == 200
+    with pytest.raises(ValueError):
+        hubspot_state.revoke_scopes("deals", "delete")
+
+
+def test_fail_next_after_lets_requests_through_first(http: httpx.Client, hubspot_state: HubSpotState) -> None:
+    hubspot_state.fail_next(503, path_contains="batch/update", after=2)
+    acme = hubspot_state.named["deal_acme"]
+    assert http.get("/crm/v3/properties/deals").status_code == 200  # not matching: not counted
+    statuses = [update(http, "deals", [{"id": acme, "properties": {"amount": str(n)}}]).status_code for n in range(4)]
+    assert statuses == [200, 200, 503, 200]
 
 
 def test_fail_next_and_request_log(http: httpx.Client, hubspot_state: HubSpotState) -> None:

@@ -50,3 +50,46 @@ def test_a_page_reads_each_object_once_and_applies_recordings_in_order(
     patches = salesforce_state.requests_matching("PATCH")
     # Round one: both opportunities in one request, the account in another; round two: the shared opportunity.
     assert sorted(len(p.body["records"]) for p in patches) == [1, 1, 2]
+
+
+def test_a_transient_failure_part_way_through_a_write_retries_only_what_is_unsettled(
+    salesforce_server, salesforce_state, salesforce_ids, salesforce_token, salesforce_session, siro_server, tmp_path
+):
+    ids = salesforce_ids
+    siro = siro_server.state
+    third = salesforce_state.create_record("Opportunity", {"Name": "Third", "StageName": "Prospecting",
+                                                           "CloseDate": "2026-01-31"})
+    stages = ("Negotiation/Review", "Closed Won", "Closed Won")
+    for n, opportunity in enumerate((ids.opportunity, ids.opportunity2, third)):
+        siro.add_recording(f"rec-{n}", entity_extractions=[X("Deal size", 1000 + n, ("Opportunity", "Amount")),
+                                                           X("Stage", stages[n], ("Opportunity", "StageName"))])
+        siro.link(f"rec-{n}", integration_connection_id="ic_sf", opportunity=opportunity)
+    pipeline = make_pipeline({"connections": [connection(salesforce_server.url, salesforce_token)]}, siro_server,
+                             tmp_path, salesforce_session=salesforce_session)
+    try:
+        recordings = pipeline.siro.list_recordings(updated_gte="2000-01-01T00:00:00Z").data
+        # Only Salesforce knows: an admin removed the first opportunity's stage after we read the
+        # schema, so Salesforce drops that record and the connector re-sends it without the stage.
+        # That re-send meets a 503 once.
+        stage = salesforce_state.object("Opportunity").field("StageName")
+        pipeline.connectors.get(pipeline.config.connections[0]).object_schema("Opportunity")  # cache the schema
+        stage.picklist_values = [v for v in stage.picklist_values if v.value != "Negotiation/Review"]
+        salesforce_state.clear_log()
+        salesforce_state.fail_next(503, after=1, path_contains="composite/sobjects")
+
+        reports = pipeline.process(recordings, trigger="poll")
+    finally:
+        pipeline.close()
+
+    amounts = [outcomes_of(r)[("Opportunity", rid, "Amount")][0] for r, rid in
+               zip(reports, (ids.opportunity, ids.opportunity2, third))]
+    assert amounts == ["written", "written", "written"]
+    outcome_of_stage = [outcomes_of(r)[("Opportunity", rid, "StageName")][0] for r, rid in
+                        zip(reports, (ids.opportunity, ids.opportunity2, third))]
+    assert outcome_of_stage == ["invalid_value", "written", "written"]
+    assert [salesforce_state.get_record("Opportunity", rid)["Amount"] for rid in
+            (ids.opportunity, ids.opportunity2, third)] == [1000, 1001, 1002]
+    # All three went out in the first request; after the 503 only the unsettled one went again.
+    patches = [[record["id"] for record in p.body["records"]] for p in salesforce_state.requests_matching("PATCH")]
+    assert patches[0] == [ids.opportunity, ids.opportunity2, third]
+    assert len(patches) > 2 and all(sent == [ids.opportunity] for sent in patches[1:])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from decimal import Decimal
 
 import pytest
@@ -95,6 +96,65 @@ def test_describe_mapping_and_cache(salesforce_connector, salesforce_state):
     assert len(salesforce_state.requests_matching("GET", "/describe")) == 2  # once per object
 
 
+def test_describe_nillable(salesforce_connector, salesforce_state, salesforce_ids):
+    # a checkbox added without saying so is still reported nillable: false, as Salesforce does
+    salesforce_state.add_field("Opportunity", SFField("Is_Priority__c", "boolean", "Priority"))
+    salesforce_state.set_values("Opportunity", salesforce_ids.opportunity, {"Budget_Confirmed__c": True})
+    schema = salesforce_connector.object_schema("Opportunity")
+    assert schema.fields["NextStep"].nillable and schema.fields["Amount"].nillable
+    assert not schema.fields["CloseDate"].nillable and not schema.fields["StageName"].nillable
+    budget, priority = schema.fields["Budget_Confirmed__c"], schema.fields["Is_Priority__c"]
+    assert not budget.nillable and not priority.nillable
+    # a null for a required field is invalid_value before any request ...
+    with pytest.raises(coercion.InvalidValue):
+        coercion.coerce(None, schema.fields["CloseDate"])
+    assert coercion.coerce(None, schema.fields["NextStep"]) is None
+    # ... and clears a checkbox to false, which is what Salesforce stores and reads back
+    value = coercion.coerce(None, budget)
+    assert value is False
+    [result] = salesforce_connector.write("Opportunity", [RecordWrite(
+        salesforce_ids.opportunity, {"Budget_Confirmed__c": salesforce_connector.encode(budget, value)})])
+    assert result.written == {"Budget_Confirmed__c"}
+    raw = salesforce_connector.read("Opportunity", [salesforce_ids.opportunity],
+                                    ["Budget_Confirmed__c"])[salesforce_ids.opportunity].values["Budget_Confirmed__c"]
+    assert raw is False
+    assert coercion.same_value(coercion.parse_current(raw, budget), coercion.coerce(None, budget), budget)
+
+
+def test_describe_dependent_picklists(salesforce_connector, salesforce_state, salesforce_ids):
+    from worker.simulators.salesforce import PicklistValue
+
+    salesforce_state.add_field("Account", SFField("Sub_Industry__c", "picklist", "Sub-Industry", length=255,
+                                                  restricted_picklist=True, controller="Industry", picklist_values=[
+        PicklistValue("Solar", valid_for=("Energy",)),
+        PicklistValue("Residential", valid_for=("Construction",)),
+        PicklistValue("Commercial", valid_for=("Construction", "Energy")),
+        PicklistValue("Orphan"),  # valid for no industry
+    ]))
+    salesforce_state.add_field("Opportunity", SFField("Budget_Source__c", "picklist", "Budget Source", length=255,
+                                                      controller="Budget_Confirmed__c", picklist_values=[
+        PicklistValue("Approved budget", valid_for=(True,)),
+        PicklistValue("Still asking", valid_for=(False,)),
+    ]))
+    sub = salesforce_connector.object_schema("Account").fields["Sub_Industry__c"]
+    assert sub.controller == "Industry"
+    assert [o.value for o in sub.options] == ["Solar", "Residential", "Commercial", "Orphan"]  # the union stays
+    options = {key: [o.value for o in found] for key, found in sub.dependent_options.items()}
+    assert options == {"Agriculture": [], "Banking": [], "Construction": ["Residential", "Commercial"],
+                       "Energy": ["Solar", "Commercial"], "Retail": [], "Technology": []}
+    assert coercion.coerce("solar", sub.for_controller("Energy")) == "Solar"
+    with pytest.raises(coercion.InvalidValue):
+        coercion.coerce("Solar", sub.for_controller("Construction"))
+    source = salesforce_connector.object_schema("Opportunity").fields["Budget_Source__c"]
+    assert source.controller == "Budget_Confirmed__c"
+    # keys are the controller's canonical values as text: a checkbox's current value parses to a bool
+    confirmed = coercion.parse_current(True, salesforce_connector.object_schema("Opportunity").fields[
+        "Budget_Confirmed__c"])
+    assert [o.value for o in source.for_controller(confirmed).options] == ["Approved budget"]
+    assert [o.value for o in source.for_controller(False).options] == ["Still asking"]
+    assert salesforce_connector.object_schema("Opportunity").fields["StageName"].controller is None
+
+
 def test_unknown_object(salesforce_connector):
     with pytest.raises(UnknownObject):
         salesforce_connector.object_schema("Appointment__c")
@@ -153,8 +213,9 @@ def test_read_splits_when_the_crm_rejects_an_id(salesforce_connector, salesforce
     assert "INVALID_QUERY_FILTER_OPERATOR" in states[refused].error.reason
     assert "invalid ID field" in states[refused].error.reason
     queried = [r.query["q"] for r in salesforce_state.requests_matching("GET", "/query")]
-    assert len(queried) == 4  # all three, [first], [refused, third], [refused] then [third]... see below
-    assert refused in queried[0] and queried[-1].endswith(f"WHERE Id = '{salesforce_ids.opportunity2}'")
+    # all three, then [first] and [refused, third], then [refused] and [third]
+    assert [sum(i in q for i in ids) for q in queried] == [3, 1, 2, 1, 1]
+    assert queried[-2].endswith(f"WHERE Id = '{refused}'")
 
 
 def test_read_chunks_by_200(salesforce_connector, salesforce_state, salesforce_ids):
@@ -282,6 +343,116 @@ def test_more_than_200_records_go_in_calls_of_200(salesforce_connector, salesfor
     sizes = [len(r.body["records"]) for r in patches(salesforce_state)]
     assert sizes == [200, 200, 50]
     assert salesforce_state.get_record("Contact", ids[420])["Title"] == "T420"
+
+
+def test_write_batch_size_is_one_collection_call(salesforce_connector, salesforce_state, salesforce_ids):
+    # the pipeline hands ``write`` at most write_batch_size updates: that must fill one call, not half of one
+    assert SalesforceConnector.write_batch_size == BATCH_SIZE == 200
+    ids = [salesforce_state.create_record("Contact", {"LastName": f"C{i}"}) for i in range(200)]
+    updates = [RecordWrite(i, {"Title": f"T{n}"}) for n, i in enumerate(ids)]
+    results = salesforce_connector.write("Contact", updates[:salesforce_connector.write_batch_size])
+    assert len(results) == 200 and all(r.written == {"Title"} for r in results)
+    assert [len(r.body["records"]) for r in patches(salesforce_state)] == [200]
+
+
+def test_datetime_with_milliseconds_is_unchanged_on_the_next_sync(salesforce_connector, salesforce_ids,
+                                                                  salesforce_state):
+    field = salesforce_connector.object_schema("Opportunity").fields["Next_Meeting__c"]
+    assert field.scale == 0  # Salesforce keeps whole seconds
+    extracted = "2025-03-04T15:30:45.678Z"
+    value = coercion.coerce(extracted, field)
+    assert value == dt.datetime(2025, 3, 4, 15, 30, 45, tzinfo=dt.UTC)
+    [result] = salesforce_connector.write("Opportunity", [RecordWrite(
+        salesforce_ids.opportunity, {"Next_Meeting__c": salesforce_connector.encode(field, value)})])
+    assert result.written == {"Next_Meeting__c"}
+    assert patches(salesforce_state)[0].body["records"][0]["Next_Meeting__c"] == "2025-03-04T15:30:45.000Z"
+    # the next sync of the same extraction diffs equal against what Salesforce kept: nothing to send
+    state = salesforce_connector.read("Opportunity", [salesforce_ids.opportunity], ["Next_Meeting__c"])
+    raw = state[salesforce_ids.opportunity].values["Next_Meeting__c"]
+    assert raw == "2025-03-04T15:30:45.000+0000"
+    assert coercion.same_value(coercion.parse_current(raw, field), coercion.coerce(extracted, field), field)
+
+
+def _opportunity(state, name):
+    return state.create_record("Opportunity", {"Name": name, "StageName": "Prospecting", "CloseDate": "2025-01-31"})
+
+
+@pytest.mark.parametrize("failure", ["503", "429", "timeout"])
+def test_transient_failure_after_a_split_carries_the_settled_results(salesforce_state, salesforce_options,
+                                                                    salesforce_session, salesforce_ids, failure):
+    connector = SalesforceConnector(salesforce_options, session=salesforce_session, timeout=0.5)
+    connector.object_schema("Opportunity")
+    third = _opportunity(salesforce_state, "Third")
+    updates = [
+        RecordWrite(salesforce_ids.opportunity, {"NextStep": "landed"}),
+        RecordWrite(salesforce_ids.opportunity2, {"Budget_Confirmed__c": "yes"}),  # JSON_PARSER_ERROR: split
+        RecordWrite(salesforce_ids.deleted_opportunity, {"NextStep": "gone"}),
+        RecordWrite(third, {"NextStep": "open"}),
+    ]
+    # all four are refused; the first half is refused and split to single records, which are answered;
+    # then the second half of the first split fails
+    if failure == "timeout":
+        salesforce_state.fail_next(None, delay=1.0, after=4, path_contains="/composite/sobjects")
+    else:
+        salesforce_state.fail_next(int(failure), headers={"Retry-After": "5"}, after=4,
+                                   path_contains="/composite/sobjects")
+    with pytest.raises(TransientError) as info:
+        connector.write("Opportunity", updates)
+    assert [len(r.body["records"]) for r in patches(salesforce_state)] == [4, 2, 1, 1, 2]
+    assert info.value.retry_after == (None if failure == "timeout" else 5.0)
+    partial = {r.record_id: r for r in info.value.partial}
+    assert list(partial) == [salesforce_ids.opportunity, salesforce_ids.opportunity2]
+    assert partial[salesforce_ids.opportunity].written == {"NextStep"}
+    assert not partial[salesforce_ids.opportunity].errors
+    bad = partial[salesforce_ids.opportunity2]
+    assert bad.written == frozenset() and bad.errors["Budget_Confirmed__c"].outcome == "invalid_value"
+    assert bad.errors["Budget_Confirmed__c"].reason.startswith("JSON_PARSER_ERROR")
+    if failure == "timeout":
+        # the request we gave up on was applied after all: that is why its records are not in ``partial``
+        for _ in range(60):
+            if salesforce_state.get_record("Opportunity", third)["NextStep"] == "open":
+                break
+            time.sleep(0.05)
+        assert salesforce_state.get_record("Opportunity", third)["NextStep"] == "open"
+    else:
+        assert salesforce_state.get_record("Opportunity", third)["NextStep"] is None
+        # a retry sends only the unsettled records
+        gone, retried = connector.write("Opportunity", updates[2:])
+        assert gone.errors["NextStep"].reason.startswith("ENTITY_IS_DELETED")
+        assert retried.written == {"NextStep"}
+        assert salesforce_state.get_record("Opportunity", third)["NextStep"] == "open"
+    connector.close()
+
+
+def test_transient_failure_of_a_resend_leaves_the_record_out(salesforce_connector, salesforce_ids,
+                                                             salesforce_state):
+    updates = [
+        RecordWrite(salesforce_ids.opportunity, {"NextStep": "kept", "StageName": "closed won"}),
+        RecordWrite(salesforce_ids.opportunity2, {"NextStep": "n2"}),
+    ]
+    salesforce_state.fail_next(503, after=1, path_contains="/composite/sobjects")  # the re-send without StageName
+    with pytest.raises(TransientError) as info:
+        salesforce_connector.write("Opportunity", updates)
+    assert len(patches(salesforce_state)) == 2
+    # the first record has an answer for StageName but none for NextStep: its outcome is not known yet
+    [settled] = info.value.partial
+    assert settled.record_id == salesforce_ids.opportunity2 and settled.written == {"NextStep"}
+    assert salesforce_state.get_record("Opportunity", salesforce_ids.opportunity)["NextStep"] == "Send proposal"
+
+
+def test_transient_failure_of_a_later_batch_keeps_the_earlier_ones(salesforce_connector, salesforce_state,
+                                                                   salesforce_ids):
+    ids = [salesforce_state.create_record("Contact", {"LastName": f"C{i}"}) for i in range(250)]
+    updates = [RecordWrite(i, {"Title": f"T{n}"}) for n, i in enumerate(ids)]
+    updates.insert(0, RecordWrite("003notanid", {"Title": "x"}))  # settled locally, before any request
+    salesforce_state.fail_next(429, after=1, path_contains="/composite/sobjects")
+    with pytest.raises(TransientError) as info:
+        salesforce_connector.write("Contact", updates)
+    partial = info.value.partial
+    assert [r.record_id for r in partial] == ["003notanid", *ids[:200]]
+    assert partial[0].errors["Title"].reason.startswith("MALFORMED_ID")
+    assert all(r.written == {"Title"} for r in partial[1:])
+    assert salesforce_state.get_record("Contact", ids[249])["Title"] is None
 
 
 def test_write_nothing_sends_nothing(salesforce_connector, salesforce_ids, salesforce_state):

@@ -187,3 +187,64 @@ def test_login_secrets_are_not_logged(salesforce_state, salesforce_session, sale
     SalesforceLogin(username=salesforce_login["username"], password="s3cret-Pass", security_token="TOKEN123",
                     session=salesforce_session)
     assert "s3cret" not in repr(salesforce_state.requests)
+
+
+def test_datetimes_are_kept_to_the_second(api, salesforce_ids, salesforce_state):
+    # Salesforce drops the milliseconds it is sent: SOQL answers ``.000``
+    status, body, _ = api("PATCH", "/composite/sobjects", json=collection(
+        {"id": salesforce_ids.opportunity, "Next_Meeting__c": "2025-03-04T10:30:45.678-05:00"}))
+    assert status == 200 and body[0]["success"] is True
+    q = f"SELECT Id, Next_Meeting__c, LastModifiedDate FROM Opportunity WHERE Id = '{salesforce_ids.opportunity}'"
+    status, body, _ = api("GET", "/query/", params={"q": q})
+    record = body["records"][0]
+    assert record["Next_Meeting__c"] == "2025-03-04T15:30:45.000+0000"
+    assert record["LastModifiedDate"].endswith(".000+0000")
+
+
+def test_describe_reports_nillable_as_salesforce_does(api, salesforce_state):
+    from worker.simulators.salesforce import SFField
+
+    salesforce_state.add_field("Opportunity", SFField("Is_Priority__c", "boolean"))  # nillable not said
+    status, body, _ = api("GET", "/sobjects/Opportunity/describe")
+    assert status == 200
+    nillable = {f["name"]: f["nillable"] for f in body["fields"]}
+    assert nillable["Is_Priority__c"] is False and nillable["Budget_Confirmed__c"] is False  # checkboxes never null
+    assert nillable["CloseDate"] is False and nillable["Id"] is False
+    assert nillable["NextStep"] is True and nillable["Amount"] is True
+
+
+def test_fault_after_and_query_contains(api, salesforce_ids, salesforce_state):
+    salesforce_state.fail_next(503, after=1, path_contains="/limits")
+    assert api("GET", "/limits/")[0] == 200  # let through
+    assert api("GET", "/limits/")[0] == 503
+    assert api("GET", "/limits/")[0] == 200  # spent
+    refused = make_id("006", 55555)
+    salesforce_state.fail_next(400, [{"message": "invalid ID field", "errorCode": "INVALID_QUERY_FILTER_OPERATOR"}],
+                               times=5, path_contains="/query", query_contains=refused)
+    ok = f"SELECT Id FROM Opportunity WHERE Id = '{salesforce_ids.opportunity}'"
+    assert api("GET", "/query/", params={"q": ok})[0] == 200
+    status, body, _ = api("GET", "/query/", params={"q": f"SELECT Id FROM Opportunity WHERE Id = '{refused}'"})
+    assert status == 400 and body[0]["errorCode"] == "INVALID_QUERY_FILTER_OPERATOR"
+
+
+def test_dependent_picklist_describe(api, salesforce_state):
+    import base64
+
+    from worker.simulators.salesforce import PicklistValue, SFField
+
+    salesforce_state.add_field("Account", SFField("Sub_Industry__c", "picklist", controller="Industry", picklist_values=[
+        PicklistValue("Solar", valid_for=("Energy",)),
+        PicklistValue("Any", valid_for=("Agriculture", "Technology")),
+    ]))
+    status, body, _ = api("GET", "/sobjects/Account/describe")
+    assert status == 200
+    fields = {f["name"]: f for f in body["fields"]}
+    sub = fields["Sub_Industry__c"]
+    assert sub["controllerName"] == "Industry" and sub["dependentPicklist"] is True
+    industries = [p["value"] for p in fields["Industry"]["picklistValues"]]
+    assert industries.index("Energy") == 3 and industries.index("Technology") == 5
+    solar, any_ = (base64.b64decode(p["validFor"]) for p in sub["picklistValues"])
+    assert solar == bytes([0b00010000, 0, 0])  # bit 3, most significant first, in 3 bytes as Salesforce sends
+    assert any_ == bytes([0b10000100, 0, 0])
+    assert fields["Industry"]["dependentPicklist"] is False and fields["Industry"]["controllerName"] is None
+    assert all(p["validFor"] is None for p in fields["Industry"]["picklistValues"])

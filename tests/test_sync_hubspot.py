@@ -202,3 +202,28 @@ def test_an_unrecovering_portal_fails_the_fields_after_the_retries(hs, hubspot_s
     line = outcomes_of(report)[("deals", deal, "amount")]
     assert line.outcome == "failed" and "503" in line.reason
     assert hubspot_state.get_record("deals", deal)["amount"] == "12500"
+
+
+def test_a_stage_label_is_matched_among_the_deals_own_pipeline(hs, hubspot_state, siro_server):
+    """"Closed Won" exists in every pipeline: the deal's pipeline (current, or the one written) decides."""
+    siro = siro_server.state
+    named = hubspot_state.named
+    siro.add_recording("rec-renewal", entity_extractions=[X("Stage", "closed won", ("Deal", "dealstage"))])
+    siro.link("rec-renewal", integration_connection_id="ic_hs", opportunity=named["deal_initech"])
+    siro.add_recording("rec-default", entity_extractions=[X("Stage", "Closed Won", ("Deal", "dealstage"))])
+    siro.link("rec-default", integration_connection_id="ic_hs", opportunity=named["deal_globex"])
+    siro.add_recording("rec-move", entity_extractions=[
+        X("Pipeline", "Enterprise Renewals", ("Deal", "pipeline")),
+        X("Stage", "Closed Won", ("Deal", "dealstage")),
+    ])
+    siro.link("rec-move", integration_connection_id="ic_hs", opportunity=named["deal_umbrella"])
+
+    renewal = outcomes_of(hs.sync("rec-renewal"))[("deals", named["deal_initech"], "dealstage")]
+    default = outcomes_of(hs.sync("rec-default"))[("deals", named["deal_globex"], "dealstage")]
+    moved = outcomes_of(hs.sync("rec-move"))
+
+    assert renewal[:2] == ("written", "61342873")
+    assert default[:2] == ("written", "closedwon")
+    assert moved[("deals", named["deal_umbrella"], "pipeline")][:2] == ("written", "19826473")
+    assert moved[("deals", named["deal_umbrella"], "dealstage")][:2] == ("written", "61342873")
+    assert hubspot_state.get_record("deals", named["deal_umbrella"])["dealstage"] == "61342873"

@@ -290,6 +290,7 @@ class Pipeline:
                 self.retry.sleep(self.retry.delay(attempt, exc.retry_after))
                 attempt += 1
             except ConnectorError as exc:
+                settled.update({result.record_id: result for result in exc.partial})
                 return settled, exc
 
     # -- reports and ledger -----------------------------------------------------

@@ -18,15 +18,24 @@ as strict as real HubSpot where it matters to a write-back integration:
   plus ``errors[]`` with ``code`` and ``context.propertyName``), and nothing is
   written; missing records (all values valid) give 207 with the others written.
 * ``GET``/``PATCH /crm/v3/objects/{objectType}/{id}``.
+* Enumeration options marked ``hidden`` are valid values (hidden only keeps
+  them out of HubSpot's pickers and forms); only options no longer listed are
+  ``INVALID_OPTION``.
+* A token without the scope a call needs gets 403 ``MISSING_SCOPES`` with the
+  real body (``errors[].context.requiredGranularScopes``, ``links.scopes``);
+  objects need ``crm.objects.{type}.read`` / ``.write``, properties
+  ``crm.schemas.{type}.read``.
 
 Knobs for tests and the demo: ``HubSpotState.rate_limit`` (a per-token rolling
 window answering 429 ``TEN_SECONDLY_ROLLING`` with ``X-HubSpot-RateLimit-*``
-headers), ``fail_next`` (fault injection), ``expire_token``, and a request log
-(``requests``) that never holds the token.
+headers), ``fail_next`` (fault injection, also after N good requests),
+``expire_token``, ``revoke_scopes`` (403 ``MISSING_SCOPES`` for one object
+type), and a request log (``requests``) that never holds the token.
 
 ``seed_default_portal`` fills a state with a realistic portal (deals with two
-pipelines, companies, contacts, leads, meetings); ``create_app`` wraps a state
-in a Starlette app that ``worker.simulators.server.ServedApp`` can serve.
+pipelines whose closed stages share their labels, companies, contacts, leads,
+meetings); ``create_app`` wraps a state in a Starlette app that
+``worker.simulators.server.ServedApp`` can serve.
 """
 
 from __future__ import annotations
@@ -67,6 +76,12 @@ PROPERTY_TYPES = {"string", "number", "date", "datetime", "enumeration", "bool",
 _NUMBER_RE = re.compile(r"^-?\d+(\.\d+)?$")
 _DIGITS_RE = re.compile(r"^\d+$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+SCOPES_MESSAGE = (
+    "This app hasn't been granted all required scopes to make this call. Read more about required scopes here: "
+    "https://developers.hubspot.com/scopes."
+)
+SCOPE_ACCESS = ("read", "write", "schemas")
 
 AUTH_MESSAGE = (
     "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more "
@@ -112,6 +127,7 @@ class _Fault:
     headers: dict[str, str]
     times: int
     path_contains: str | None
+    after: int = 0  # matching requests still let through before the fault starts
 
 
 @dataclass
@@ -147,6 +163,8 @@ class HubSpotState:
         # A deal's stage must belong to the deal's pipeline (after the update).
         self.strict_stage_pipeline = True
         self.named: dict[str, str] = {}  # names given by seed_default_portal -> record ids
+        # Scopes a token lacks (key None: every token); every other scope is granted.
+        self._revoked: dict[str | None, set[str]] = {}
 
     def app(self) -> Starlette:
         """This state's ASGI app (``create_app(self)``)."""
@@ -167,6 +185,34 @@ class HubSpotState:
         """The token now answers 401 INVALID_AUTHENTICATION."""
         with self._lock:
             self._tokens.pop(token, None)
+
+    def revoke_scopes(self, object_type: str, *access: str, token: str | None = None) -> list[str]:
+        """Take away the scopes of ``object_type``; returns their names.
+
+        ``access`` is any of ``read`` (``crm.objects.{type}.read``: batch read,
+        single read, pipelines), ``write`` (``crm.objects.{type}.write``: batch
+        update, PATCH) and ``schemas`` (``crm.schemas.{type}.read``: properties);
+        default all three. ``token``: only that token (default: every token).
+        Such calls then answer 403 ``MISSING_SCOPES``, as for a private app
+        installed without them.
+        """
+        with self._lock:
+            name = self._require_type(object_type).name
+            wanted = access or SCOPE_ACCESS
+            unknown = [a for a in wanted if a not in SCOPE_ACCESS]
+            if unknown:
+                raise ValueError(f"unknown access {unknown[0]!r}; use {', '.join(SCOPE_ACCESS)}")
+            scopes = [_scope(name, a) for a in wanted]
+            self._revoked.setdefault(token, set()).update(scopes)
+            return scopes
+
+    def grant_scopes(self, token: str | None = None) -> None:
+        """Give back every revoked scope (of ``token``, or of every token when None)."""
+        with self._lock:
+            if token is None:
+                self._revoked.clear()
+            else:
+                self._revoked.pop(token, None)
 
     # ---------------------------------------------------------------- schema
 
@@ -426,10 +472,12 @@ class HubSpotState:
             self._rate_hits.clear()
 
     def fail_next(self, status: int, body: Any = None, times: int = 1, *, headers: Mapping[str, str] | None = None,
-                  path_contains: str | None = None) -> None:
+                  path_contains: str | None = None, after: int = 0) -> None:
         """Answer the next ``times`` matching requests with ``status`` and ``body``.
 
-        Faults are served before authentication (like a load balancer's 502).
+        ``after``: let that many matching requests through first (a failure in
+        the middle of a split batch). Faults are served before authentication
+        (like a load balancer's 502).
         """
         if body is None:
             body = {
@@ -439,7 +487,7 @@ class HubSpotState:
                 "category": "INTERNAL_ERROR" if status < 503 else "SERVICE_UNAVAILABLE",
             }
         with self._lock:
-            self._faults.append(_Fault(status, body, dict(headers or {}), times, path_contains))
+            self._faults.append(_Fault(status, body, dict(headers or {}), times, path_contains, after))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -474,6 +522,9 @@ class HubSpotState:
         with self._lock:
             for fault in self._faults:
                 if fault.path_contains is None or fault.path_contains in path:
+                    if fault.after > 0:
+                        fault.after -= 1
+                        return None
                     fault.times -= 1
                     if fault.times <= 0:
                         self._faults.remove(fault)
@@ -506,6 +557,37 @@ class HubSpotState:
                     "context": {"expire time": [_iso(expired)]},
                 })
         return token, None
+
+    def _scope_check(self, token: str, method: str, path: str) -> tuple[int, dict[str, Any]] | None:
+        """The 403 MISSING_SCOPES answer when ``token`` lacks the scope of this call, else None."""
+        with self._lock:
+            revoked = self._revoked.get(None, set()) | self._revoked.get(token, set())
+            if not revoked:
+                return None
+            needed = None
+            if method == "GET" and (m := _PROPERTIES.match(path)):
+                needed = ("schemas", m["type"])
+            elif method == "GET" and (m := _PIPELINES.match(path)):
+                needed = ("read", m["type"])
+            elif method == "POST" and (m := _BATCH.match(path)):
+                needed = ("read" if m["op"] == "read" else "write", m["type"])
+            elif m := _ONE.match(path):
+                needed = ("read" if method == "GET" else "write", m["type"])
+            obj = self._type(needed[1]) if needed else None
+            if obj is None:
+                return None  # unknown routes and object types are answered as usual
+            scope = _scope(obj.name, needed[0])
+            if scope not in revoked:
+                return None
+            return 403, {
+                "status": "error",
+                "message": SCOPES_MESSAGE,
+                "correlationId": _correlation_id(),
+                "errors": [{"message": "One or more of the following scopes are required.",
+                            "context": {"requiredGranularScopes": [scope]}}],
+                "links": {"scopes": "https://developers.hubspot.com/scopes"},
+                "category": "MISSING_SCOPES",
+            }
 
     def _rate_check(self, token: str) -> tuple[bool, dict[str, str]]:
         """(allowed, headers) for one request of ``token``."""
@@ -887,6 +969,13 @@ class HubSpotState:
         return clean, errors
 
 
+def _scope(object_name: str, access: str) -> str:
+    """The granular scope of ``access`` (read/write/schemas) on an object type."""
+    if access == "schemas":
+        return f"crm.schemas.{object_name}.read"
+    return f"crm.objects.{object_name}.{access}"
+
+
 def _stringify(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -1009,6 +1098,10 @@ def create_app(state: HubSpotState) -> Starlette:
                 "groupName": f"publicapi:private-app-ten-secondly:{state.portal_id}",
             }, rate_headers)
 
+        forbidden = state._scope_check(token, request.method, path)
+        if forbidden is not None:
+            return answer(*forbidden, rate_headers)
+
         if bad_json:
             return answer(400, {"status": "error", "message": "Invalid input JSON on line 1: malformed JSON",
                                 "correlationId": _correlation_id(), "category": "VALIDATION_ERROR"}, rate_headers)
@@ -1047,11 +1140,15 @@ DEAL_STAGES_DEFAULT = [
     ("closedlost", "Closed Lost", {"isClosed": "true", "probability": "0.0"}),
 ]
 RENEWALS_PIPELINE = "19826473"
+# As in real portals: a pipeline created after the default one gets numeric
+# stage ids, and HubSpot seeds it with "Closed Won" / "Closed Lost" stages, so
+# those labels exist in every deal pipeline and only the deal's pipeline tells
+# which stage a label means.
 DEAL_STAGES_RENEWALS = [
     ("61342871", "Renewal Discovery", {"isClosed": "false", "probability": "0.3"}),
     ("61342872", "Renewal Proposal", {"isClosed": "false", "probability": "0.7"}),
-    ("61342873", "Renewed", {"isClosed": "true", "probability": "1.0"}),
-    ("61342874", "Churned", {"isClosed": "true", "probability": "0.0"}),
+    ("61342873", "Closed Won", {"isClosed": "true", "probability": "1.0"}),
+    ("61342874", "Closed Lost", {"isClosed": "true", "probability": "0.0"}),
 ]
 LEAD_STAGES = [
     ("new-stage-id", "New"),

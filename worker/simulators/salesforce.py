@@ -149,10 +149,34 @@ class PicklistValue:
     label: str | None = None
     active: bool = True
     default_value: bool = False
+    # For a dependent picklist: the controller's values this one is valid for (option values of a
+    # picklist controller, True / False of a checkbox controller).
+    valid_for: tuple[Any, ...] = ()
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self, controller: SFField | None = None) -> dict[str, Any]:
         return {"active": self.active, "defaultValue": self.default_value, "label": self.label or self.value,
-                "validFor": None, "value": self.value}
+                "validFor": _valid_for(self.valid_for, controller) if controller is not None else None,
+                "value": self.value}
+
+
+def _valid_for(valid: Sequence[Any], controller: SFField) -> str:
+    """Salesforce's ``validFor``: base64 of a bitmap over the controller's values, most significant bit
+    first; bit i is the controller's i-th picklist value as describe lists it, or for a checkbox bit 0
+    unchecked and bit 1 checked."""
+    import base64
+
+    if controller.type == "boolean":
+        index = {False: 0, True: 1}
+        size = 2
+    else:
+        index = {p.value: i for i, p in enumerate(controller.picklist_values)}
+        size = len(controller.picklist_values)
+    bitmap = bytearray(max(3, -(-((size + 7) // 8) // 3) * 3))  # whole groups of 3 bytes, as Salesforce sends
+    for value in valid:
+        position = index.get(value)
+        if position is not None:
+            bitmap[position >> 3] |= 0x80 >> (position & 7)
+    return base64.b64encode(bytes(bitmap)).decode("ascii")
 
 
 @dataclass
@@ -174,8 +198,12 @@ class SFField:
     restricted_picklist: bool = False
     reference_to: tuple[str, ...] = ()
     custom: bool | None = None
+    # A dependent picklist names its controlling field (a picklist or checkbox of the same object); its
+    # values say what they are valid for. Writes do not check the dependency (the REST API is known not to).
+    controller: str | None = None
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self, obj: SFObject | None = None) -> dict[str, Any]:
+        controller = obj.field(self.controller) if obj is not None and self.controller else None
         return {
             "aggregatable": self.type not in ("textarea", "multipicklist", "address", "location"),
             "autoNumber": False,
@@ -183,12 +211,12 @@ class SFField:
             "calculated": self.calculated,
             "calculatedFormula": "Amount * Probability / 100" if self.calculated else None,
             "caseSensitive": False,
-            "controllerName": None,
+            "controllerName": controller.name if controller is not None else None,
             "createable": self.createable,
             "custom": self.name.endswith("__c") if self.custom is None else self.custom,
             "defaultValue": None,
             "defaultedOnCreate": self.type == "boolean",
-            "dependentPicklist": False,
+            "dependentPicklist": controller is not None,
             "digits": self.digits,
             "externalId": False,
             "filterable": self.type not in ("textarea", "address", "location"),
@@ -199,7 +227,7 @@ class SFField:
             "name": self.name,
             "nameField": self.name == "Name",
             "nillable": self.nillable and self.type != "boolean",  # a checkbox is never null
-            "picklistValues": [value.describe() for value in self.picklist_values],
+            "picklistValues": [value.describe(controller) for value in self.picklist_values],
             "precision": self.precision,
             "referenceTo": list(self.reference_to),
             "relationshipName": (self.name[:-2] if self.type == "reference" and self.name.endswith("Id") else None),
@@ -240,7 +268,7 @@ class SFObject:
             "label": self.label, "labelPlural": self.label + "s", "layoutable": True, "mergeable": False,
             "name": self.name, "queryable": True, "replicateable": True, "retrieveable": True,
             "searchable": True, "triggerable": True, "undeletable": True, "updateable": True,
-            "fields": [f.describe() for f in self.fields.values()],
+            "fields": [f.describe(self) for f in self.fields.values()],
             "childRelationships": [], "recordTypeInfos": [],
             "urls": {"describe": f"{base}/describe", "rowTemplate": f"{base}/{{ID}}", "sobject": base},
         }
