@@ -87,7 +87,7 @@ class FieldSchema:
     controller: str | None = None
     dependent_options: Mapping[str, tuple[Option, ...]] = field(default_factory=dict)
 
-    def for_controller(self, value: Any) -> "FieldSchema":
+    def for_controller(self, value: Any) -> FieldSchema:
         """This field with only the options allowed when the controller holds ``value``."""
         if self.controller is None or value is None:
             return self
@@ -172,7 +172,7 @@ class ConnectorError(Exception):
     retry re-sends only the rest.
     """
 
-    def __init__(self, message: str, *, partial: Sequence["RecordWriteResult"] = ()) -> None:
+    def __init__(self, message: str, *, partial: Sequence[RecordWriteResult] = ()) -> None:
         super().__init__(message)
         self.partial = list(partial)
 
@@ -185,7 +185,7 @@ class TransientError(ConnectorError):
     """Worth retrying later: rate limits, 5xx, timeouts, connection errors."""
 
     def __init__(
-        self, message: str, retry_after: float | None = None, partial: Sequence["RecordWriteResult"] = ()
+        self, message: str, retry_after: float | None = None, partial: Sequence[RecordWriteResult] = ()
     ) -> None:
         super().__init__(message, partial=partial)
         self.retry_after = retry_after
