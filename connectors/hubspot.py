@@ -761,8 +761,10 @@ def _field_schema(prop: Mapping[str, Any], pipelines: list[dict[str, Any]] | Non
             )
             restricted = True
         kind_type = FieldType.MULTIPICKLIST if field_type == "checkbox" else FieldType.PICKLIST
+        # A record always sits in a pipeline and a stage: clearing either is never intended.
         return FieldSchema(type=kind_type, writable=writable, not_writable_reason=reason, options=options,
-                           restricted=restricted, controller=controller, dependent_options=dependent, **common)
+                           restricted=restricted, controller=controller, dependent_options=dependent,
+                           nillable=kind is None, **common)
     return FieldSchema(type=FieldType.OTHER, writable=False,
                        not_writable_reason=reason or f"HubSpot {ptype} properties are not written by this service",
                        **common)

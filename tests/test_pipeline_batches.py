@@ -1,7 +1,8 @@
 """A batch of recordings (a list page) is written with batched CRM calls.
 
-Recordings linked to the same CRM record are applied in page order, as
-successive ``sync`` calls would be, while the records are read only once.
+Each object's records are read once; when several recordings write one field
+of one record, the newest recording's value is written and the older ones are
+superseded, so a replayed page never makes the CRM flip through history.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from worker.simulators.siro import SiroState
 X = SiroState.extraction
 
 
-def test_a_page_reads_each_object_once_and_applies_recordings_in_order(
+def test_a_page_reads_each_object_once_and_the_newest_recording_wins(
     salesforce_server, salesforce_state, salesforce_ids, salesforce_token, salesforce_session, siro_server, tmp_path
 ):
     ids = salesforce_ids
@@ -37,19 +38,44 @@ def test_a_page_reads_each_object_once_and_applies_recordings_in_order(
     finally:
         pipeline.close()
 
-    assert outcomes_of(first)[("Opportunity", ids.opportunity, "Amount")][:3] == ("written", 15000, 12500)
-    assert outcomes_of(second)[("Opportunity", ids.opportunity, "Amount")][:3] == ("written", 16000, 15000)
+    older = outcomes_of(first)[("Opportunity", ids.opportunity, "Amount")]
+    assert older.outcome == "skipped_policy" and "superseded" in older.reason and "rec-2" in older.reason
+    assert outcomes_of(second)[("Opportunity", ids.opportunity, "Amount")][:3] == ("written", 16000, 12500)
     assert outcomes_of(third)[("Opportunity", ids.opportunity2, "Amount")][:3] == ("written", 900, None)
-    # The second recording's industry is the one the first just wrote.
-    assert outcomes_of(second)[("Account", ids.account, "Industry")][:3] == ("unchanged", "Energy", "Energy")
+    assert outcomes_of(first)[("Account", ids.account, "Industry")].outcome == "skipped_policy"
+    assert outcomes_of(second)[("Account", ids.account, "Industry")][:3] == ("written", "Energy", "Construction")
     assert salesforce_state.get_record("Opportunity", ids.opportunity)["Amount"] == 16000
     assert salesforce_state.get_record("Opportunity", ids.opportunity2)["Amount"] == 900
 
     queries = salesforce_state.requests_matching("GET", "/query")
     assert len(queries) == 2  # Opportunity and Account, once each for the whole page
     patches = salesforce_state.requests_matching("PATCH")
-    # Round one: both opportunities in one request, the account in another; round two: the shared opportunity.
-    assert sorted(len(p.body["records"]) for p in patches) == [1, 1, 2]
+    # One request per object: both opportunities together, the account alone; nothing written twice.
+    assert sorted(len(p.body["records"]) for p in patches) == [1, 2]
+
+
+def test_replaying_a_page_writes_nothing(
+    salesforce_server, salesforce_state, salesforce_ids, salesforce_token, salesforce_session, siro_server, tmp_path
+):
+    ids = salesforce_ids
+    siro = siro_server.state
+    for n, stage in enumerate(("Prospecting", "Negotiation/Review", "Closed Won")):
+        siro.add_recording(f"rec-{n}", entity_extractions=[X("Stage", stage, ("Opportunity", "StageName"))])
+        siro.link(f"rec-{n}", integration_connection_id="ic_sf", opportunity=ids.opportunity)
+    pipeline = make_pipeline({"connections": [connection(salesforce_server.url, salesforce_token)]}, siro_server,
+                             tmp_path, salesforce_session=salesforce_session)
+    try:
+        page = pipeline.siro.list_recordings(updated_gte="2000-01-01T00:00:00Z").data
+        pipeline.process(page, trigger="poll")
+        assert salesforce_state.get_record("Opportunity", ids.opportunity)["StageName"] == "Closed Won"
+        salesforce_state.clear_log()
+        replay = pipeline.process(page, trigger="backfill")
+    finally:
+        pipeline.close()
+
+    assert salesforce_state.requests_matching("PATCH") == []
+    assert [str(line.outcome) for report in replay for line in report.fields] == [
+        "skipped_policy", "skipped_policy", "unchanged"]
 
 
 def test_a_transient_failure_part_way_through_a_write_retries_only_what_is_unsettled(

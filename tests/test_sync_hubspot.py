@@ -227,3 +227,42 @@ def test_a_stage_label_is_matched_among_the_deals_own_pipeline(hs, hubspot_state
     assert moved[("deals", named["deal_umbrella"], "pipeline")][:2] == ("written", "19826473")
     assert moved[("deals", named["deal_umbrella"], "dealstage")][:2] == ("written", "61342873")
     assert hubspot_state.get_record("deals", named["deal_umbrella"])["dealstage"] == "61342873"
+
+
+def test_a_stage_is_not_written_when_its_pipeline_from_the_same_recording_is_not(hs, hubspot_state, siro_server):
+    siro = siro_server.state
+    deal = hubspot_state.named["deal_acme"]
+    siro.add_recording("rec-typo", entity_extractions=[
+        X("Pipeline", "Partner Pipeline", ("Deal", "pipeline")),
+        X("Stage", "Closed Won", ("Deal", "dealstage")),
+    ])
+    siro.link("rec-typo", integration_connection_id="ic_hs", opportunity=deal)
+
+    got = outcomes_of(hs.sync("rec-typo"))
+
+    assert got[("deals", deal, "pipeline")].outcome == "invalid_value"
+    stage = got[("deals", deal, "dealstage")]
+    assert stage.outcome == "invalid_value" and stage.reason.startswith("depends on pipeline")
+    assert hubspot_state.get_record("deals", deal)["dealstage"] == "qualifiedtobuy"
+    assert batch_updates(hubspot_state) == []
+
+
+def test_write_nulls_never_clears_a_pipeline_or_stage(hubspot_url, hubspot_state, siro_server, tmp_path):
+    deal = hubspot_state.named["deal_acme"]
+    siro = siro_server.state
+    siro.add_recording("rec-null", entity_extractions=[X("Stage", None, ("Deal", "dealstage")),
+                                                       X("Next step", None, ("Deal", "hs_next_step"))])
+    siro.link("rec-null", integration_connection_id="ic_hs", opportunity=deal)
+    hubspot_state.set_values("deals", deal, hs_next_step="Call back")
+    config = connection(hubspot_url)
+    config["fields"] = {"write_nulls": True}
+    pipeline = make_pipeline({"connections": [config]}, siro_server, tmp_path)
+    try:
+        got = outcomes_of(pipeline.sync("rec-null"))
+    finally:
+        pipeline.close()
+
+    assert got[("deals", deal, "dealstage")].outcome == "invalid_value"
+    assert got[("deals", deal, "hs_next_step")].outcome == "written"  # an ordinary property is cleared
+    record = hubspot_state.get_record("deals", deal)
+    assert record["dealstage"] == "qualifiedtobuy" and record["hs_next_step"] in ("", None)

@@ -302,3 +302,29 @@ def test_the_same_sync_on_either_ledger_database(database_url, salesforce_server
     assert [run["status"] for run in runs] == ["partial", "partial"]
     amount = [(r["outcome"], r["value"], r["previous"]) for r in rows if r["field"] == "Amount"]
     assert amount == [("unchanged", 18750, 18750), ("written", 18750, 12500)]  # newest first
+
+
+def test_contested_values_of_a_field_never_written_are_all_reported(sf, salesforce_ids, siro_server):
+    siro = siro_server.state
+    opp = salesforce_ids.opportunity
+    siro.add_recording("rec-c2", entity_extractions=[X("Forecast", 9000, ("Opportunity", "ExpectedRevenue")),
+                                                     X("Forecast (recap)", 1, ("Opportunity", "ExpectedRevenue"))])
+    siro.link("rec-c2", integration_connection_id="ic_sf", opportunity=opp)
+
+    report = sf.sync("rec-c2")
+
+    assert [(str(l.outcome), l.value, l.extraction) for l in report.fields] == [
+        ("not_writable", 9000, "Forecast"), ("not_writable", 1, "Forecast (recap)")]
+
+
+def test_a_value_that_is_only_separators_never_clears_a_field(sf, salesforce_state, salesforce_ids, siro_server):
+    siro = siro_server.state
+    opp = salesforce_ids.opportunity
+    siro.add_recording("rec-sep", entity_extractions=[X("Competitors", " ; ", ("Opportunity", "Competitors__c"))])
+    siro.link("rec-sep", integration_connection_id="ic_sf", opportunity=opp)
+
+    [line] = sf.sync("rec-sep").fields
+
+    assert str(line.outcome) == "null_value"
+    assert salesforce_state.get_record("Opportunity", opp)["Competitors__c"] == "Gong;Chorus"
+    assert salesforce_state.requests_matching("PATCH") == []

@@ -4,7 +4,10 @@ Every trigger (``writeback sync``, and later the Celery tasks behind the
 scheduler and the webhook) runs this same code. ``Pipeline.process`` takes
 recordings already fetched (a list page carries them whole), so a batch of
 recordings is written with batched CRM calls: per connection and object, one
-schema lookup, one read of current values, and one write per CRM batch.
+schema lookup, one read of current values, and one write per CRM batch; when
+several recordings of a batch write one field of one record, the newest
+recording's value is the one written (the others are ``skipped_policy``,
+superseded), so replaying a page never makes the CRM flip through history.
 
 Outcomes are what the CRM answered, never what we meant to send: a field is
 ``written`` only when the connector reports the CRM accepted it.
@@ -52,6 +55,7 @@ class _Field:
     value: Any = None  # canonical value once coerced
     previous: Any = None  # canonical current CRM value once read
     coerced: bool = False
+    recency: tuple[Any, int] = (None, 0)  # (recording's updatedAt, position): the newest wins
     reports: list[FieldReport] = field(default_factory=list)  # set once the outcome is known
 
     @property
@@ -67,6 +71,12 @@ class _Field:
         return self.reports[0].outcome if self.reports else None
 
     def decide(self, outcome: Outcome, reason: str | None = None) -> None:
+        if self.write.alternatives and not self.coerced:
+            # Decided before the contested values were settled: show each of them.
+            self.reports = [
+                self._line(value, outcome, reason, ", ".join(group)) for value, group in self.write.alternatives
+            ]
+            return
         # Once coerced, the value shown is the one sent (or that would be).
         shown = self.value if self.coerced else self.write.value
         self.reports = [self._line(shown, outcome, reason, self.write.extraction)]
@@ -142,7 +152,10 @@ class Pipeline:
         """Write recordings already fetched; one report per recording, in order."""
         plans = [self._plan(recording) for recording in recordings]
         lines: dict[int, list[FieldReport]] = {index: list(plan.decided) for index, plan in enumerate(plans)}
+        recency = {index: (_timestamp(recording), index) for index, recording in enumerate(recordings)}
         for batch, fields in self._batches(plans):
+            for index, item in fields:
+                item.recency = recency[index]
             self._run_batch(batch, [item for _, item in fields], dry_run=dry_run)
             for index, item in fields:
                 assert item.done, item
@@ -189,10 +202,12 @@ class Pipeline:
             _fail_all(items, exc)
             return
 
+        write_nulls = batch.connection.fields.write_nulls
         for item in items:
             _validate(item, schema)
             if not item.done and item.schema is not None and item.schema.controller is None:
-                _coerce(item, item.schema)
+                _coerce(item, item.schema, write_nulls=write_nulls)
+        _supersede(item for item in items if not item.done)
         pending = [item for item in items if not item.done]
         if not pending:
             return
@@ -213,35 +228,29 @@ class Pipeline:
         if self.ledger is not None and any(item.write.policy == "protect_edits" for item in pending):
             last_written = self.ledger.last_written(batch.connection.display_name, batch.object, record_ids, field_names)
 
-        # A record linked to several recordings of one batch is written in
-        # successive rounds (each request carries one update per record);
-        # later rounds diff against what the earlier ones wrote.
-        for round_items in _rounds(pending):
-            to_send: dict[str, dict[str, _Field]] = {}
-            for item in round_items:
-                missing = current.missing(item.update.record_id)
-                if missing is not None:
-                    item.decide(Outcome.FAILED, missing)
+        # Controllers before the fields whose options they decide, so a
+        # dependent field knows whether its controller's new value is sent.
+        to_send: dict[str, dict[str, _Field]] = {}
+        for item in sorted(pending, key=lambda item: _depth(item.schema, schema)):
+            missing = current.missing(item.update.record_id)
+            if missing is not None:
+                item.decide(Outcome.FAILED, missing)
+                continue
+            assert item.schema is not None
+            item.previous = current.get(item.update.record_id, item.schema)
+            if not item.coerced:
+                _coerce_dependent(item, items, schema, current, to_send, write_nulls=write_nulls)
+                if item.done:
                     continue
-                assert item.schema is not None
-                item.previous = current.get(item.update.record_id, item.schema)
-                if not item.coerced:
-                    _coerce_dependent(item, round_items, schema, current)
-                    if item.done:
-                        continue
-                verdict = _diff(item, last_written)
-                if verdict is not None:
-                    item.decide(*verdict)
-                elif dry_run:
-                    item.decide(Outcome.PLANNED)
-                else:
-                    to_send.setdefault(item.update.record_id, {})[item.name] = item
-            if to_send:
-                self._write(connector, batch, to_send)
-            for item in round_items:
-                if item.outcome in (Outcome.WRITTEN, Outcome.PLANNED):
-                    current.set(item.update.record_id, item.name, item.value)
-                    last_written[(item.update.record_id, item.name.casefold())] = coercion.to_json(item.value)
+            verdict = _diff(item, last_written)
+            if verdict is not None:
+                item.decide(*verdict)
+            elif dry_run:
+                item.decide(Outcome.PLANNED)
+            else:
+                to_send.setdefault(item.update.record_id, {})[item.name] = item
+        if to_send:
+            self._write(connector, batch, to_send)
 
     def _write(self, connector: Connector, batch: _Batch, to_send: dict[str, dict[str, _Field]]) -> None:
         writes = [
@@ -327,11 +336,10 @@ class Pipeline:
 
 
 class _CurrentValues:
-    """The CRM's values of a batch's records: as read, then as we wrote them."""
+    """The CRM's values of a batch's records, as read."""
 
     def __init__(self, states: dict[str, RecordState]) -> None:
         self._states = states
-        self._written: dict[tuple[str, str], Any] = {}
 
     def missing(self, record_id: str) -> str | None:
         """Why the CRM could not give this record, or None when it did."""
@@ -343,13 +351,7 @@ class _CurrentValues:
         return None
 
     def get(self, record_id: str, field: FieldSchema) -> Any:
-        key = (record_id, field.name.casefold())
-        if key in self._written:
-            return self._written[key]
         return coercion.parse_current(_value_of(self._states[record_id], field.name), field)
-
-    def set(self, record_id: str, name: str, value: Any) -> None:
-        self._written[(record_id, name.casefold())] = value
 
 
 def _validate(item: _Field, schema: ObjectSchema) -> None:
@@ -366,7 +368,7 @@ def _validate(item: _Field, schema: ObjectSchema) -> None:
         item.decide(Outcome.NOT_WRITABLE, f"fields of type {found.crm_type or 'other'} are not written")
 
 
-def _coerce(item: _Field, field: FieldSchema) -> None:
+def _coerce(item: _Field, field: FieldSchema, *, write_nulls: bool) -> None:
     """The canonical value for ``field``; settles contested values; or decides the outcome.
 
     Contested values (extractions that gave the field different raw values)
@@ -375,10 +377,15 @@ def _coerce(item: _Field, field: FieldSchema) -> None:
     """
     if not item.write.alternatives:
         try:
-            item.value = coercion.coerce(item.write.value, field)
-            item.coerced = True
+            value = coercion.coerce(item.write.value, field)
         except coercion.InvalidValue as exc:
             item.decide(Outcome.INVALID_VALUE, str(exc))
+            return
+        if value is None and not coercion.is_null(item.write.value) and not write_nulls:
+            # Only separators (" ; " for a multi-select): as empty as a null, and never a silent clear.
+            item.decide(Outcome.NULL_VALUE, "the value is empty for this field")
+            return
+        item.value, item.coerced = value, True
         return
     values = []
     for value, _ in item.write.alternatives:
@@ -404,27 +411,82 @@ def _controllers(items: Iterable[_Field], schema: ObjectSchema) -> set[str]:
     return names
 
 
-def _coerce_dependent(item: _Field, siblings: Iterable[_Field], schema: ObjectSchema, current: _CurrentValues) -> None:
+def _coerce_dependent(
+    item: _Field,
+    items: Iterable[_Field],
+    schema: ObjectSchema,
+    current: _CurrentValues,
+    to_send: dict[str, dict[str, _Field]],
+    *,
+    write_nulls: bool,
+) -> None:
     """Coerce a field whose options depend on another field of the record.
 
-    The controller's value is the one this update writes, else the CRM's
-    current one: a deal stage label is matched among the stages of the
-    deal's own pipeline.
+    When the same update writes the controller, its new value decides, but
+    only if it is really sent (or already there): a deal stage is never
+    matched in a pipeline the deal will not be in. Otherwise the CRM's
+    current value decides.
     """
     assert item.schema is not None and item.schema.controller is not None
     controller = schema.field(item.schema.controller)
     value = None
     if controller is not None:
-        written = next(
+        sibling = next(
             (
                 other
-                for other in siblings
-                if other.update is item.update and other.coerced and other.name.casefold() == controller.name.casefold()
+                for other in items
+                if other.update is item.update and other is not item and other.name.casefold() == controller.name.casefold()
             ),
             None,
         )
-        value = written.value if written is not None else current.get(item.update.record_id, controller)
-    _coerce(item, item.schema.for_controller(value))
+        if sibling is None:
+            value = current.get(item.update.record_id, controller)
+        elif sibling.outcome in (Outcome.UNCHANGED, Outcome.PLANNED) or (
+            to_send.get(item.update.record_id, {}).get(sibling.name) is sibling
+        ):
+            value = sibling.value
+        else:
+            item.decide(
+                Outcome.INVALID_VALUE,
+                f"depends on {controller.name}, whose value from this recording is not written ({sibling.outcome})",
+            )
+            return
+    _coerce(item, item.schema.for_controller(value), write_nulls=write_nulls)
+
+
+def _depth(field: FieldSchema | None, schema: ObjectSchema) -> int:
+    """How many controllers stand above a field (0: none), so controllers settle first."""
+    depth, seen = 0, set()
+    while field is not None and field.controller and field.name not in seen:
+        seen.add(field.name)
+        field = schema.field(field.controller)
+        depth += 1
+    return depth
+
+
+def _supersede(items: Iterable[_Field]) -> None:
+    """Of several recordings writing one field of one record, only the newest writes it.
+
+    A page is a window of history: applying its older values first would make
+    the CRM flip through them (and fire its workflows) on every replay.
+    """
+    by_target: dict[tuple[str, str], list[_Field]] = {}
+    for item in items:
+        by_target.setdefault((item.update.record_id, item.name.casefold()), []).append(item)
+    for group in by_target.values():
+        if len(group) < 2:
+            continue
+        newest = max(group, key=lambda item: item.recency)
+        for item in group:
+            if item is not newest:
+                item.decide(
+                    Outcome.SKIPPED_POLICY,
+                    f"superseded: the newer recording {newest.update.recording_id} writes this field",
+                )
+
+
+def _timestamp(recording: Recording) -> float:
+    return recording.updated_at.timestamp() if recording.updated_at else float("-inf")
 
 
 def _diff(item: _Field, last_written: dict[tuple[str, str], Any]) -> tuple[Outcome, str | None] | None:
@@ -445,25 +507,6 @@ def _diff(item: _Field, last_written: dict[tuple[str, str], Any]) -> tuple[Outco
             if not coercion.same_value(item.previous, ours, item.schema):
                 return Outcome.SKIPPED_POLICY, "edited: the CRM field changed since our last write"
     return None
-
-
-def _rounds(items: Iterable[_Field]) -> list[list[_Field]]:
-    """Split fields into rounds in which each record belongs to one recording."""
-    rounds: list[list[_Field]] = []
-    owner: dict[tuple[str, int], str] = {}
-    for item in items:
-        record = item.update.record_id
-        recording = item.update.recording_id
-        # Fields of the same recording on the same record share a round.
-        for index in range(len(rounds) + 1):
-            holder = owner.get((record, index))
-            if holder is None or holder == recording:
-                break
-        if index == len(rounds):
-            rounds.append([])
-        owner[(record, index)] = recording
-        rounds[index].append(item)
-    return rounds
 
 
 def _value_of(state: RecordState, name: str) -> Any:
