@@ -169,7 +169,8 @@ class ConnectorError(Exception):
     Raised by ``write`` after some requests of the call succeeded (a split
     batch, a re-send without a rejected field), ``partial`` holds the results
     already settled, so nothing the CRM accepted is reported as failed and a
-    retry re-sends only the rest.
+    retry re-sends only the rest. A partial result may name only some fields
+    of its record: the others are unanswered and will be sent again.
     """
 
     def __init__(self, message: str, *, partial: Sequence[RecordWriteResult] = ()) -> None:

@@ -446,15 +446,16 @@ class _Results:
         return [self._result(index) for index in range(len(self.updates))]
 
     def settled(self) -> list[RecordWriteResult]:
-        """The results of the records whose every field has a final answer (for ``TransientError.partial``).
-
-        A record with only some fields answered (its other half, or its re-send
-        without rejected fields, was cut short) is left out: a result must
-        account for every field, and re-sending fields already written is
-        harmless, whereas reporting an unanswered field would be a guess.
-        """
-        return [self._result(index) for index, update in enumerate(self.updates)
-                if set(update.values) <= self.written[index] | set(self.errors[index])]
+        """What is already answered, for ``ConnectorError.partial``: per record, only the fields
+        with a final answer (a record's other half, or its re-send without rejected fields, may
+        have been cut short); unanswered fields are left out, never guessed."""
+        found = []
+        for index, update in enumerate(self.updates):
+            errors = dict(self.errors[index])
+            written = self.written[index] - set(errors)
+            if written or errors:
+                found.append(RecordWriteResult(update.record_id, frozenset(written), errors))
+        return found
 
 
 # ---------------------------------------------------------------- connector

@@ -7,11 +7,21 @@ superseded, so a replayed page never makes the CRM flip through history.
 
 from __future__ import annotations
 
+import pytest
+
 from tests.e2e import make_pipeline, outcomes_of
 from tests.test_sync_salesforce import connection
 from worker.simulators.siro import SiroState
 
 X = SiroState.extraction
+
+
+@pytest.fixture
+def sf_pipeline_for_opportunity(salesforce_server, salesforce_token, salesforce_session, siro_server, tmp_path):
+    pipeline = make_pipeline({"connections": [connection(salesforce_server.url, salesforce_token)]}, siro_server,
+                             tmp_path, salesforce_session=salesforce_session)
+    yield pipeline
+    pipeline.close()
 
 
 def test_a_page_reads_each_object_once_and_the_newest_recording_wins(
@@ -119,3 +129,35 @@ def test_a_transient_failure_part_way_through_a_write_retries_only_what_is_unset
     patches = [[record["id"] for record in p.body["records"]] for p in salesforce_state.requests_matching("PATCH")]
     assert patches[0] == [ids.opportunity, ids.opportunity2, third]
     assert len(patches) > 2 and all(sent == [ids.opportunity] for sent in patches[1:])
+
+
+def test_fields_the_crm_accepted_before_a_failure_are_written_not_failed(
+    sf_pipeline_for_opportunity, salesforce_state, salesforce_ids, siro_server
+):
+    pipeline = sf_pipeline_for_opportunity
+    opp = salesforce_ids.opportunity
+    siro = siro_server.state
+    siro.add_recording("rec-half", entity_extractions=[
+        X("Type", "New Customer", ("Opportunity", "Type")),
+        X("Notes", "Long story", ("Opportunity", "Description")),
+        X("Deal size", "13000", ("Opportunity", "Amount")),
+        X("Source", "Web", ("Opportunity", "LeadSource")),
+    ])
+    siro.link("rec-half", integration_connection_id="ic_sf", opportunity=opp)
+    pipeline.connectors.get(pipeline.config.connections[0]).object_schema("Opportunity")
+    # Salesforce refuses the whole request once (the connector then splits the record's fields in
+    # halves); the first half lands, the second half meets 503s until the retries run out.
+    salesforce_state.fail_next(400, body=[{"message": "Unexpected parameter", "errorCode": "JSON_PARSER_ERROR"}],
+                               path_contains="composite/sobjects")
+    salesforce_state.fail_next(503, times=20, after=1, path_contains="composite/sobjects")
+
+    got = outcomes_of(pipeline.sync("rec-half"))
+
+    stored = salesforce_state.get_record("Opportunity", opp)
+    for field in ("Type", "Description", "Amount", "LeadSource"):
+        landed = stored[field] not in (None, 12500.0)
+        assert got[("Opportunity", opp, field)].outcome == ("written" if landed else "failed"), field
+    assert {got[("Opportunity", opp, f)].outcome for f in ("Type", "Description", "Amount", "LeadSource")} == {
+        "written", "failed"}
+    rows = {r["field"]: r["outcome"] for r in pipeline.ledger.attempts("rec-half")}
+    assert rows == {f: got[("Opportunity", opp, f)].outcome for f in ("Type", "Description", "Amount", "LeadSource")}

@@ -424,8 +424,8 @@ def test_transient_failure_after_a_split_carries_the_settled_results(salesforce_
     connector.close()
 
 
-def test_transient_failure_of_a_resend_leaves_the_record_out(salesforce_connector, salesforce_ids,
-                                                             salesforce_state):
+def test_transient_failure_of_a_resend_keeps_only_the_answered_fields(salesforce_connector, salesforce_ids,
+                                                                     salesforce_state):
     updates = [
         RecordWrite(salesforce_ids.opportunity, {"NextStep": "kept", "StageName": "closed won"}),
         RecordWrite(salesforce_ids.opportunity2, {"NextStep": "n2"}),
@@ -434,9 +434,11 @@ def test_transient_failure_of_a_resend_leaves_the_record_out(salesforce_connecto
     with pytest.raises(TransientError) as info:
         salesforce_connector.write("Opportunity", updates)
     assert len(patches(salesforce_state)) == 2
-    # the first record has an answer for StageName but none for NextStep: its outcome is not known yet
-    [settled] = info.value.partial
-    assert settled.record_id == salesforce_ids.opportunity2 and settled.written == {"NextStep"}
+    # the first record has an answer for StageName but none for NextStep: only the answer travels
+    first, second = info.value.partial
+    assert first.record_id == salesforce_ids.opportunity
+    assert first.written == frozenset() and set(first.errors) == {"StageName"}
+    assert second.record_id == salesforce_ids.opportunity2 and second.written == {"NextStep"}
     assert salesforce_state.get_record("Opportunity", salesforce_ids.opportunity)["NextStep"] == "Send proposal"
 
 

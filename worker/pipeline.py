@@ -22,6 +22,7 @@ from connectors.base import (
     AuthError,
     Connector,
     ConnectorError,
+    FieldError,
     FieldSchema,
     FieldType,
     ObjectSchema,
@@ -277,30 +278,56 @@ class Pipeline:
     def _write_chunk(
         self, connector: Connector, object_name: str, chunk: list[RecordWrite]
     ) -> tuple[dict[str, RecordWriteResult], ConnectorError | None]:
-        """Write one CRM batch, retrying transient failures for the records still unsettled.
+        """Write one CRM batch, retrying transient failures for what is still unanswered.
 
-        A transient failure may come after part of the batch was settled (the
-        connector split it, or re-sent a record without a rejected field): those
-        results are kept and only the rest is sent again, so nothing the CRM
-        accepted is reported as failed, nor sent twice.
+        A failure may come after part of the batch was answered (the connector
+        split it, or re-sent a record without a rejected field): those answers
+        are kept, per record and per field, and only the rest is sent again, so
+        nothing the CRM accepted is reported as failed, nor sent twice.
         """
-        settled: dict[str, RecordWriteResult] = {}
+        written: dict[str, set[str]] = {write.record_id: set() for write in chunk}
+        errors: dict[str, dict[str, FieldError]] = {write.record_id: {} for write in chunk}
+
+        def absorb(results: Iterable[RecordWriteResult]) -> None:
+            for result in results:
+                if result.record_id in written:
+                    written[result.record_id] |= set(result.written)
+                    errors[result.record_id].update(result.errors)
+
+        def unanswered() -> list[RecordWrite]:
+            rest = []
+            for write in chunk:
+                answered = written[write.record_id] | set(errors[write.record_id])
+                values = {name: value for name, value in write.values.items() if name not in answered}
+                if values:
+                    rest.append(RecordWrite(write.record_id, values))
+            return rest
+
+        def results() -> dict[str, RecordWriteResult]:
+            return {
+                write.record_id: RecordWriteResult(
+                    write.record_id, frozenset(written[write.record_id]), errors[write.record_id]
+                )
+                for write in chunk
+            }
+
         attempt = 0
         while True:
-            unsettled = [write for write in chunk if write.record_id not in settled]
+            pending = unanswered()
+            if not pending:
+                return results(), None
             try:
-                for result in connector.write(object_name, unsettled):
-                    settled[result.record_id] = result
-                return settled, None
+                absorb(connector.write(object_name, pending))
+                return results(), None
             except TransientError as exc:
-                settled.update({result.record_id: result for result in exc.partial})
+                absorb(exc.partial)
                 if attempt >= self.retry.max_retries:
-                    return settled, exc
+                    return results(), exc
                 self.retry.sleep(self.retry.delay(attempt, exc.retry_after))
                 attempt += 1
             except ConnectorError as exc:
-                settled.update({result.record_id: result for result in exc.partial})
-                return settled, exc
+                absorb(exc.partial)
+                return results(), exc
 
     # -- reports and ledger -----------------------------------------------------
 
