@@ -246,6 +246,14 @@ class Connector(abc.ABC):
         datetime.datetime (aware, UTC), tuple[str, ...] for multi-selects, None.
         """
 
+    def canonical_id(self, object_name: str, record_id: str) -> str:
+        """The one spelling of a record id (Salesforce: the 18-character form).
+
+        Two links that spell one record differently must meet as one record;
+        an id the connector cannot read is returned as given.
+        """
+        return record_id
+
     def check(self) -> str:
         """Verify the credentials; return a one-line, secret-free description."""
         raise NotImplementedError

@@ -860,6 +860,10 @@ class SalesforceConnector(Connector):
             self._send(object_name, [piece], results, resend=resend)
 
     # -- values -------------------------------------------------------------------
+    def canonical_id(self, object_name: str, record_id: str) -> str:
+        """The 18-character id (the case-safe form Salesforce returns); malformed ids as given."""
+        return salesforce_id18(record_id.strip()) or record_id
+
     def encode(self, field: FieldSchema, value: Any) -> Any:
         if value is None:
             return None

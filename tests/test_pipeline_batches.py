@@ -37,6 +37,8 @@ def test_a_page_reads_each_object_once_and_the_newest_recording_wins(
     siro.link("rec-2", integration_connection_id="ic_sf", opportunity=ids.opportunity, account=ids.account)
     siro.add_recording("rec-3", entity_extractions=[X("Deal size", 900, ("Opportunity", "Amount"))])
     siro.link("rec-3", integration_connection_id="ic_sf", opportunity=ids.opportunity2)
+    for n in (1, 2, 3):  # distinct times: within one millisecond the list order falls back to the id
+        siro.update_recording(f"rec-{n}", updatedAt=f"2026-11-0{n}T10:00:00.000Z")
     pipeline = make_pipeline({"connections": [connection(salesforce_server.url, salesforce_token)]}, siro_server,
                              tmp_path, salesforce_session=salesforce_session)
     try:
@@ -72,6 +74,7 @@ def test_replaying_a_page_writes_nothing(
     for n, stage in enumerate(("Prospecting", "Negotiation/Review", "Closed Won")):
         siro.add_recording(f"rec-{n}", entity_extractions=[X("Stage", stage, ("Opportunity", "StageName"))])
         siro.link(f"rec-{n}", integration_connection_id="ic_sf", opportunity=ids.opportunity)
+        siro.update_recording(f"rec-{n}", updatedAt=f"2026-11-0{n + 1}T10:00:00.000Z")
     pipeline = make_pipeline({"connections": [connection(salesforce_server.url, salesforce_token)]}, siro_server,
                              tmp_path, salesforce_session=salesforce_session)
     try:
@@ -161,3 +164,25 @@ def test_fields_the_crm_accepted_before_a_failure_are_written_not_failed(
         "written", "failed"}
     rows = {r["field"]: r["outcome"] for r in pipeline.ledger.attempts("rec-half")}
     assert rows == {f: got[("Opportunity", opp, f)].outcome for f in ("Type", "Description", "Amount", "LeadSource")}
+
+
+def test_the_same_record_spelt_with_15_and_18_characters_is_one_record(
+    sf_pipeline_for_opportunity, salesforce_state, salesforce_ids, siro_server
+):
+    pipeline = sf_pipeline_for_opportunity
+    opp18 = salesforce_ids.opportunity
+    siro = siro_server.state
+    siro.add_recording("rec-old", entity_extractions=[X("Next", "old step", ("Opportunity", "Description"))])
+    siro.link("rec-old", integration_connection_id="ic_sf", opportunity=opp18[:15])
+    siro.add_recording("rec-new", entity_extractions=[X("Next", "new step", ("Opportunity", "Description"))])
+    siro.link("rec-new", integration_connection_id="ic_sf", opportunity=opp18)
+    siro.update_recording("rec-old", updatedAt="2026-11-01T10:00:00.000Z")
+    siro.update_recording("rec-new", updatedAt="2026-11-02T10:00:00.000Z")
+    page = pipeline.siro.list_recordings(updated_gte="2000-01-01T00:00:00Z").data
+    salesforce_state.clear_log()
+
+    old, new = pipeline.process(page, trigger="poll")
+
+    assert str(old.fields[0].outcome) == "skipped_policy" and str(new.fields[0].outcome) == "written"
+    assert salesforce_state.get_record("Opportunity", opp18)["Description"] == "new step"
+    assert len(salesforce_state.requests_matching("PATCH")) == 1

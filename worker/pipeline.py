@@ -58,6 +58,9 @@ class _Field:
     coerced: bool = False
     recency: tuple[Any, int] = (None, 0)  # (recording's updatedAt, position): the newest wins
     reports: list[FieldReport] = field(default_factory=list)  # set once the outcome is known
+    # Lines of contested values set aside before the outcome (empty ones: null_value).
+    notes: list[FieldReport] = field(default_factory=list)
+    extraction: str = ""  # who gave the value written; all the field's extractions unless some were set aside
 
     @property
     def name(self) -> str:
@@ -72,25 +75,26 @@ class _Field:
         return self.reports[0].outcome if self.reports else None
 
     def decide(self, outcome: Outcome, reason: str | None = None) -> None:
-        if self.write.alternatives and not self.coerced:
+        if self.write.alternatives and not self.coerced and not self.notes:
             # Decided before the contested values were settled: show each of them.
             self.reports = [
-                self._line(value, outcome, reason, ", ".join(group)) for value, group in self.write.alternatives
+                self.line(value, outcome, reason, ", ".join(group)) for value, group in self.write.alternatives
             ]
             return
         # Once coerced, the value shown is the one sent (or that would be).
         shown = self.value if self.coerced else self.write.value
-        self.reports = [self._line(shown, outcome, reason, self.write.extraction)]
+        self.reports = [*self.notes, self.line(shown, outcome, reason, self.extraction or self.write.extraction)]
 
-    def conflict(self) -> None:
+    def conflict(self, alternatives: Sequence[tuple[Any, tuple[str, ...]]]) -> None:
         """The extractions really disagree: one line per distinct value, nothing written."""
-        names = ", ".join(name for _, group in self.write.alternatives for name in group)
+        names = ", ".join(name for _, group in alternatives for name in group)
         reason = f"extractions disagree on {self.update.object}.{self.name}: {names}"
         self.reports = [
-            self._line(value, Outcome.CONFLICT, reason, ", ".join(group)) for value, group in self.write.alternatives
+            *self.notes,
+            *(self.line(value, Outcome.CONFLICT, reason, ", ".join(group)) for value, group in alternatives),
         ]
 
-    def _line(self, value: Any, outcome: Outcome, reason: str | None, extraction: str) -> FieldReport:
+    def line(self, value: Any, outcome: Outcome, reason: str | None, extraction: str) -> FieldReport:
         return FieldReport(
             connection=self.update.connection,
             object=self.update.object,
@@ -204,11 +208,14 @@ class Pipeline:
             return
 
         write_nulls = batch.connection.fields.write_nulls
+        for update in {id(item.update): item.update for item in items}.values():
+            # One spelling per record (Salesforce's 15 and 18 character ids), so
+            # that recordings naming it differently still meet below.
+            update.record_id = connector.canonical_id(batch.object, update.record_id)
         for item in items:
             _validate(item, schema)
             if not item.done and item.schema is not None and item.schema.controller is None:
                 _coerce(item, item.schema, write_nulls=write_nulls)
-        _supersede(item for item in items if not item.done)
         pending = [item for item in items if not item.done]
         if not pending:
             return
@@ -229,27 +236,36 @@ class Pipeline:
         if self.ledger is not None and any(item.write.policy == "protect_edits" for item in pending):
             last_written = self.ledger.last_written(batch.connection.display_name, batch.object, record_ids, field_names)
 
-        # Controllers before the fields whose options they decide, so a
-        # dependent field knows whether its controller's new value is sent.
+        # Level by level, controllers before the fields whose options they
+        # decide: a dependent field knows what its controller will hold.
         to_send: dict[str, dict[str, _Field]] = {}
-        for item in sorted(pending, key=lambda item: _depth(item.schema, schema)):
-            missing = current.missing(item.update.record_id)
-            if missing is not None:
-                item.decide(Outcome.FAILED, missing)
-                continue
-            assert item.schema is not None
-            item.previous = current.get(item.update.record_id, item.schema)
-            if not item.coerced:
-                _coerce_dependent(item, items, schema, current, to_send, write_nulls=write_nulls)
+        winners: dict[tuple[str, str], _Field] = {}  # (record, field) -> the write chosen for it
+        for level in _levels(pending, schema):
+            live = []
+            for item in level:
+                missing = current.missing(item.update.record_id)
+                if missing is not None:
+                    item.decide(Outcome.FAILED, missing)
+                    continue
+                assert item.schema is not None
+                item.previous = current.get(item.update.record_id, item.schema)
+                if not item.coerced:
+                    _coerce_dependent(item, items, winners, schema, current, to_send, write_nulls=write_nulls)
+                    if item.done:
+                        continue
+                live.append(item)
+            _supersede(live)
+            for item in live:
                 if item.done:
                     continue
-            verdict = _diff(item, last_written)
-            if verdict is not None:
-                item.decide(*verdict)
-            elif dry_run:
-                item.decide(Outcome.PLANNED)
-            else:
-                to_send.setdefault(item.update.record_id, {})[item.name] = item
+                winners[(item.update.record_id, item.name.casefold())] = item
+                verdict = _diff(item, last_written)
+                if verdict is not None:
+                    item.decide(*verdict)
+                elif dry_run:
+                    item.decide(Outcome.PLANNED)
+                else:
+                    to_send.setdefault(item.update.record_id, {})[item.name] = item
         if to_send:
             self._write(connector, batch, to_send)
 
@@ -414,18 +430,28 @@ def _coerce(item: _Field, field: FieldSchema, *, write_nulls: bool) -> None:
             return
         item.value, item.coerced = value, True
         return
-    values = []
-    for value, _ in item.write.alternatives:
+    kept: list[tuple[Any, tuple[str, ...]]] = []
+    values: list[Any] = []
+    for value, group in item.write.alternatives:
         try:
-            values.append(coercion.coerce(value, field))
+            coerced = coercion.coerce(value, field)
         except coercion.InvalidValue:
-            item.conflict()
+            item.conflict(item.write.alternatives)
             return
+        if coerced is None and not coercion.is_null(value) and not write_nulls:
+            # Only separators (" ; "): empty for this field, set aside like a null beside a value.
+            item.notes.append(item.line(value, Outcome.NULL_VALUE, "the value is empty for this field", ", ".join(group)))
+            continue
+        kept.append((value, group))
+        values.append(coerced)
+    if not kept:
+        item.reports = list(item.notes)
+        return
     if all(coercion.same_value(values[0], other, field) for other in values[1:]):
-        item.value = values[0]
-        item.coerced = True
+        item.value, item.coerced = values[0], True
+        item.extraction = ", ".join(name for _, group in kept for name in group)
     else:
-        item.conflict()
+        item.conflict(kept)
 
 
 def _controllers(items: Iterable[_Field], schema: ObjectSchema) -> set[str]:
@@ -441,6 +467,7 @@ def _controllers(items: Iterable[_Field], schema: ObjectSchema) -> set[str]:
 def _coerce_dependent(
     item: _Field,
     items: Iterable[_Field],
+    winners: dict[tuple[str, str], _Field],
     schema: ObjectSchema,
     current: _CurrentValues,
     to_send: dict[str, dict[str, _Field]],
@@ -449,36 +476,49 @@ def _coerce_dependent(
 ) -> None:
     """Coerce a field whose options depend on another field of the record.
 
-    When the same update writes the controller, its new value decides, but
-    only if it is really sent (or already there): a deal stage is never
-    matched in a pipeline the deal will not be in. Otherwise the CRM's
-    current value decides.
+    The controller's value is the one the record will hold: the value of the
+    write chosen for the controller (from any recording of the batch) when it
+    is sent or already there, else the CRM's current value. A deal stage is
+    never matched in a pipeline the deal will not be in; and when this
+    recording's own controller value was refused, its dependent is refused too.
     """
     assert item.schema is not None and item.schema.controller is not None
     controller = schema.field(item.schema.controller)
     value = None
     if controller is not None:
-        sibling = next(
+        record = item.update.record_id
+        winner = winners.get((record, controller.name.casefold()))
+        refused = next(
             (
                 other
                 for other in items
-                if other.update is item.update and other is not item and other.name.casefold() == controller.name.casefold()
+                if other.update is item.update
+                and other.name.casefold() == controller.name.casefold()
+                and other.outcome in (Outcome.INVALID_VALUE, Outcome.CONFLICT, Outcome.NULL_VALUE)
             ),
             None,
         )
-        if sibling is None:
-            value = current.get(item.update.record_id, controller)
-        elif sibling.outcome in (Outcome.UNCHANGED, Outcome.PLANNED) or (
-            to_send.get(item.update.record_id, {}).get(sibling.name) is sibling
+        if winner is not None and (
+            winner.outcome in (Outcome.UNCHANGED, Outcome.PLANNED) or to_send.get(record, {}).get(winner.name) is winner
         ):
-            value = sibling.value
-        else:
+            value = winner.value
+        elif refused is not None:
             item.decide(
                 Outcome.INVALID_VALUE,
-                f"depends on {controller.name}, whose value from this recording is not written ({sibling.outcome})",
+                f"depends on {controller.name}, whose value from this recording is not written ({refused.outcome})",
             )
             return
+        else:  # no new value for the controller, or a policy kept the CRM's: the CRM's decides
+            value = current.get(record, controller)
     _coerce(item, item.schema.for_controller(value), write_nulls=write_nulls)
+
+
+def _levels(items: list[_Field], schema: ObjectSchema) -> list[list[_Field]]:
+    """Items grouped by how many controllers stand above their field, shallowest first."""
+    levels: dict[int, list[_Field]] = {}
+    for item in items:
+        levels.setdefault(_depth(item.schema, schema), []).append(item)
+    return [levels[depth] for depth in sorted(levels)]
 
 
 def _depth(field: FieldSchema | None, schema: ObjectSchema) -> int:
