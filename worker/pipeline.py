@@ -6,7 +6,7 @@ recordings already fetched (a list page carries them whole), so a batch of
 recordings is written with batched CRM calls: per connection and object, one
 schema lookup, one read of current values, and one write per CRM batch; when
 several recordings of a batch write one field of one record, the newest
-recording's value is the one written (the others are ``skipped_policy``,
+recording's value (by when the conversation was recorded) is the one written (the others are ``skipped_policy``,
 superseded), so replaying a page never makes the CRM flip through history.
 
 Outcomes are what the CRM answered, never what we meant to send: a field is
@@ -15,6 +15,7 @@ Outcomes are what the CRM answered, never what we meant to send: a field is
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -44,6 +45,7 @@ from worker.siro_client import RecordingNotFound, SiroClient
 from worker.siro_models import Recording
 
 AUTH = "auth"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -161,9 +163,14 @@ class Pipeline:
         for batch, fields in self._batches(plans):
             for index, item in fields:
                 item.recency = recency[index]
-            self._run_batch(batch, [item for _, item in fields], dry_run=dry_run)
+            try:
+                self._run_batch(batch, [item for _, item in fields], dry_run=dry_run)
+            except Exception as exc:  # a bug or a ledger outage must not lose what was already written
+                log.exception("writing %s of connection %s failed", batch.object, batch.connection.display_name)
+                for _, item in fields:
+                    if not item.done:
+                        item.decide(Outcome.FAILED, f"internal error: {type(exc).__name__}: {exc}")
             for index, item in fields:
-                assert item.done, item
                 lines[index].extend(item.reports)
 
         reports = []
@@ -281,11 +288,11 @@ class Pipeline:
             for write in chunk:
                 result = results.get(write.record_id)
                 for name, item in to_send[write.record_id].items():
-                    if result is not None and name in result.written:
-                        item.decide(Outcome.WRITTEN)
-                    elif result is not None and name in result.errors:
+                    if result is not None and name in result.errors:  # an error outweighs a claim of success
                         error = result.errors[name]
                         item.decide(Outcome(error.outcome), error.reason)
+                    elif result is not None and name in result.written:
+                        item.decide(Outcome.WRITTEN)
                     elif failure is not None:
                         _fail_all([item], failure)
                     else:
@@ -553,7 +560,10 @@ def _supersede(items: Iterable[_Field]) -> None:
 
 
 def _timestamp(recording: Recording) -> float:
-    return recording.updated_at.timestamp() if recording.updated_at else float("-inf")
+    """When the conversation was recorded: the latest conversation is the latest truth
+    (``updatedAt`` also moves when an old recording is re-linked or re-processed)."""
+    moment = recording.created_at or recording.updated_at
+    return moment.timestamp() if moment else float("-inf")
 
 
 def _diff(item: _Field, last_written: dict[tuple[str, str], Any]) -> tuple[Outcome, str | None] | None:
