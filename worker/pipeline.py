@@ -58,7 +58,7 @@ class _Field:
     value: Any = None  # canonical value once coerced
     previous: Any = None  # canonical current CRM value once read
     coerced: bool = False
-    recency: tuple[Any, int] = (None, 0)  # (recording's updatedAt, position): the newest wins
+    recency: tuple[Any, int] = (None, 0)  # (when the conversation was recorded, position): the newest wins
     reports: list[FieldReport] = field(default_factory=list)  # set once the outcome is known
     # Lines of contested values set aside before the outcome (empty ones: null_value).
     notes: list[FieldReport] = field(default_factory=list)
