@@ -29,25 +29,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import resource
 import sys
-import tempfile
 import time
 from collections import Counter
-from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from worker.connector_pool import ConnectorPool  # noqa: E402
-from worker.ledger import Ledger  # noqa: E402
-from worker.pipeline import Pipeline  # noqa: E402
 from worker.settings import parse_config  # noqa: E402
 from worker.simulators import hubspot, salesforce, siro  # noqa: E402
-from worker.simulators.server import ServedApp  # noqa: E402
-from worker.simulators.tls import local_tls  # noqa: E402
-from worker.siro_client import SiroClient  # noqa: E402
+from worker.simulators.local import serve_local  # noqa: E402
 
 X = siro.SiroState.extraction
 
@@ -98,24 +90,7 @@ def seed(count: int, siro_state, sf_state, hs_state) -> list[str]:
     return ids
 
 
-def crm_requests(sf_state, hs_state) -> Counter:
-    tally: Counter = Counter()
-    for request in sf_state.requests:
-        tally[f"salesforce {request.method} {_kind(request.path)}"] += 1
-    for request in hs_state.requests:
-        tally[f"hubspot {request.method} {_kind(request.path)}"] += 1
-    return tally
-
-
-def _kind(path: str) -> str:
-    for marker in ("composite/sobjects", "describe", "query", "batch/read", "batch/update", "properties", "pipelines"):
-        if marker in path:
-            return marker
-    return path
-
-
 def run(count: int) -> dict:
-    os.environ["REQUESTS_CA_BUNDLE"] = local_tls().ca_bundle
     results: dict = {"recordings": count, "fields_per_recording": 8, "paths": {}}
     for path in ("sync", "page"):
         siro_state = siro.SiroState(rate_limit_per_minute=1_000_000)
@@ -125,28 +100,21 @@ def run(count: int) -> dict:
         sf_token = sf_state.issue_token()
         hs_state = hubspot.seed_default_portal()
         recording_ids = seed(count, siro_state, sf_state, hs_state)
-        with ExitStack() as stack:
-            siro_app = stack.enter_context(ServedApp(siro.create_app(siro_state)))
-            sf_app = stack.enter_context(ServedApp(salesforce.create_app(sf_state), tls=True))
-            hs_app = stack.enter_context(ServedApp(hubspot.create_app(hs_state)))
-            folder = stack.enter_context(tempfile.TemporaryDirectory())
+        with serve_local(siro_state, sf_state, hs_state, siro_token=token, salesforce_token=sf_token,
+                         hubspot_token=hubspot.DEFAULT_TOKEN) as local:
             config = parse_config({"connections": [
                 {"integration_connection_id": "ic_sf", "connector": "salesforce", "name": "sf",
-                 "instance_url": sf_app.url, "access_token": sf_token},
+                 "instance_url": local.salesforce_url, "access_token": sf_token},
                 {"integration_connection_id": "ic_hs", "connector": "hubspot", "name": "hs",
-                 "api_url": hs_app.url, "access_token": hubspot.DEFAULT_TOKEN},
+                 "api_url": local.hubspot_url, "access_token": hubspot.DEFAULT_TOKEN},
             ]}, env={})
-            ledger = Ledger.open(f"sqlite:///{folder}/ledger.db")
-            stack.callback(ledger.close)
-            client = stack.enter_context(SiroClient(siro_app.url, token, requests_per_minute=1_000_000))
-            pool = ConnectorPool(config)
-            stack.callback(pool.close)
-            pipeline = Pipeline(config, connectors=pool, siro=client, ledger=ledger)
+            pipeline = local.pipeline(config, requests_per_minute=1_000_000)
+            client = pipeline.siro
+            assert client is not None
 
             passes = []
             for attempt in ("first", "second"):
-                sf_state.clear_log()
-                hs_state.clear_requests()
+                local.clear_crm_logs()
                 siro_before = client.request_count
                 started = time.perf_counter()
                 latencies = []
@@ -164,7 +132,7 @@ def run(count: int) -> dict:
                             outcomes.update(report.counts())
                         latencies.append(time.perf_counter() - t0)
                 elapsed = time.perf_counter() - started
-                crm = crm_requests(sf_state, hs_state)
+                crm = local.crm_requests()
                 latencies.sort()
                 passes.append({
                     "pass": attempt,
@@ -176,7 +144,7 @@ def run(count: int) -> dict:
                     "siro_requests": client.request_count - siro_before,
                     "crm_requests": sum(crm.values()),
                     "crm_requests_per_recording": round(sum(crm.values()) / count, 3),
-                    "crm_write_requests": sum(v for k, v in crm.items() if "composite" in k or "batch/update" in k),
+                    "crm_write_requests": local.crm_write_requests(),
                     "crm_requests_by_kind": dict(sorted(crm.items())),
                     "outcomes": dict(sorted(outcomes.items())),
                 })

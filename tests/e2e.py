@@ -15,20 +15,12 @@ from worker.siro_client import SiroClient
 
 
 class Outcomes(NamedTuple):
+    """One report line as a user reads it; compare ``[:3]`` to leave the reason out."""
+
     outcome: str
     value: Any
     previous: Any
     reason: str | None = None
-
-    def __eq__(self, other: object) -> bool:  # compare without the reason unless both give one
-        if not isinstance(other, tuple):
-            return NotImplemented
-        mine, theirs = tuple(self), tuple(other)
-        if len(theirs) == 4 and (self.reason is None or theirs[3] is None):
-            mine, theirs = mine[:3], theirs[:3]
-        return mine == theirs
-
-    __hash__ = tuple.__hash__
 
 
 def outcomes_of(report: RecordingReport) -> dict[tuple[str | None, str | None, str | None], Outcomes]:

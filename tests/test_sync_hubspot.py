@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e import Outcomes, make_pipeline, outcomes_of
+from tests.e2e import make_pipeline, outcomes_of
 from worker.simulators.hubspot import DEFAULT_TOKEN, HubSpotState
 from worker.simulators.siro import SiroState
 
@@ -89,15 +89,15 @@ def test_one_recording_reaches_every_outcome(hs, hubspot_state, siro_server):
     got = outcomes_of(report)
 
     assert report.status == "partial"
-    assert got[("deals", deal, "amount")] == Outcomes("written", 14200, 12500)
-    assert got[("deals", deal, "dealstage")] == Outcomes("written", "contractsent", "qualifiedtobuy")
-    assert got[("deals", deal, "closedate")] == Outcomes("written", "2026-12-20T20:00:00Z", "2026-12-31T17:00:00Z")
+    assert got[("deals", deal, "amount")][:3] == ("written", 14200, 12500)
+    assert got[("deals", deal, "dealstage")][:3] == ("written", "contractsent", "qualifiedtobuy")
+    assert got[("deals", deal, "closedate")][:3] == ("written", "2026-12-20T20:00:00Z", "2026-12-31T17:00:00Z")
     # A date field takes the UTC date of a date-time: 21:30 in New York is the next day in UTC.
-    assert got[("deals", deal, "contract_start_date")] == Outcomes("written", "2027-01-05", "2026-12-31")
+    assert got[("deals", deal, "contract_start_date")][:3] == ("written", "2027-01-05", "2026-12-31")
     assert got[("deals", deal, "deal_temperature")].outcome == "written"
-    assert got[("deals", deal, "competitors")] == Outcomes("written", ["globex", "initech"], None)
-    assert got[("deals", deal, "budget_confirmed")] == Outcomes("written", True, None)
-    assert got[("deals", deal, "dealtype")] == Outcomes("unchanged", "newbusiness", "newbusiness")
+    assert got[("deals", deal, "competitors")][:3] == ("written", ["globex", "initech"], None)
+    assert got[("deals", deal, "budget_confirmed")][:3] == ("written", True, None)
+    assert got[("deals", deal, "dealtype")][:3] == ("unchanged", "newbusiness", "newbusiness")
     assert (got[("deals", deal, "dealname")].outcome, got[("deals", deal, "dealname")].reason[:10]) == (
         "skipped_policy", "fill_empty")
     assert got[("deals", None, "hubspot_owner_id")].outcome == "skipped_policy"
@@ -106,12 +106,12 @@ def test_one_recording_reaches_every_outcome(hs, hubspot_state, siro_server):
     assert priority.outcome == "invalid_value" and "'urgent'" in priority.reason
     assert got[("deals", deal, "budget_owner")].outcome == "unknown_field"
     assert [line.outcome for line in report.fields if line.field == "hs_next_step"] == ["conflict", "conflict"]
-    assert got[("contacts", jane, "jobtitle")] == Outcomes("unchanged", "VP Sales", "VP Sales")
-    assert got[("contacts", bob, "jobtitle")] == Outcomes("written", "VP Sales", None)
+    assert got[("contacts", jane, "jobtitle")][:3] == ("unchanged", "VP Sales", "VP Sales")
+    assert got[("contacts", bob, "jobtitle")][:3] == ("written", "VP Sales", None)
     assert got[("contacts", gone, "jobtitle")].outcome == "failed"
     assert "OBJECT_NOT_FOUND" in got[("contacts", gone, "jobtitle")].reason
     assert got[("contacts", bob, "phone")].outcome == "null_value"
-    assert got[("meetings", named["meeting_acme_discovery"], "hs_meeting_outcome")] == Outcomes(
+    assert got[("meetings", named["meeting_acme_discovery"], "hs_meeting_outcome")][:3] == (
         "written", "COMPLETED", "SCHEDULED")
     assert got[("companies", named["company_acme"], "numberofemployees")].outcome == "unchanged"
     assert got[("leads", None, "hs_lead_label")].outcome == "unlinked"

@@ -27,6 +27,7 @@ class ConnectorPool:
         self._factory = factory or (lambda connection, cls: cls(connection.options))
         self._classes: dict[str, type[Connector]] = {}
         self._instances: dict[str, Connector] = {}
+        self._maps: dict[str, dict[str, Any]] = {}
 
     def connector_class(self, connection: ConnectionConfig) -> type[Connector]:
         cls = self._classes.get(connection.connector)
@@ -39,7 +40,11 @@ class ConnectorPool:
         return cls
 
     def model_map(self, connection: ConnectionConfig) -> dict[str, Any]:
-        return connection.model_map(self.connector_class(connection).default_models)
+        """The connector's model map with the connection's overrides (built once per connection)."""
+        name = connection.display_name
+        if name not in self._maps:
+            self._maps[name] = connection.model_map(self.connector_class(connection).default_models)
+        return self._maps[name]
 
     def get(self, connection: ConnectionConfig) -> Connector:
         name = connection.display_name
