@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Protocol, Sequence
 
 SLOTS = ("opportunity", "account", "contacts", "lead", "engagement", "users")
 """The link slots of a Siro recording's ``crm`` block."""
@@ -200,6 +201,36 @@ class UnknownObject(ConnectorError):
     """The CRM has no object (sObject / object type) of that name."""
 
 
+class Gate(Protocol):
+    """What a connector wraps around each HTTP request it sends (``worker.rate_limits.RequestGate``).
+
+    ``request()`` waits for the connection's shared rate and concurrency limits
+    and raises ``TransientError`` (nothing sent) when the request must not go
+    now; ``observe_daily_usage`` reports the CRM's count of its daily
+    allocation, as a response told it.
+    """
+
+    def request(self) -> AbstractContextManager[None]: ...
+
+    def observe_daily_usage(self, used: int, limit: int) -> None: ...
+
+
+class NoGate:
+    """The gate of a connector nobody limits: lets every request through at once."""
+
+    def request(self) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def observe_daily_usage(self, used: int, limit: int) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return "NO_GATE"
+
+
+NO_GATE = NoGate()
+
+
 class Connector(abc.ABC):
     """A CRM connection. One instance per configured connection.
 
@@ -217,6 +248,15 @@ class Connector(abc.ABC):
     write_batch_size: ClassVar[int] = 100
     """The most updates the pipeline hands ``write`` at once (the CRM's batch
     limit), so that a retried call re-sends one batch, never an earlier one."""
+    default_rate_limit: ClassVar[Any] = None
+    """The CRM's limits for one connection when its config says nothing: a
+    mapping (or ``worker.settings.RateLimit``) of ``requests``/``per_s``,
+    ``concurrency`` and ``daily_share``; None: unlimited. Config keys override
+    it one by one (``worker.rate_limits.gate_for``)."""
+    gate: Gate = NO_GATE
+    """Set by the connector pool after construction (``worker.rate_limits``);
+    a connector sends each HTTP request inside ``with self.gate.request():``.
+    A plugin that never calls it is simply not limited."""
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         self.options = dict(options)

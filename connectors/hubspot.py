@@ -39,7 +39,15 @@ Wire facts this module relies on (see ``worker.simulators.hubspot``):
 * Missing records are reported per object (207 ``OBJECT_NOT_FOUND``).
 
 Retries are not done here (the client's urllib3 retries are off too): the
-pipeline retries ``TransientError``.
+pipeline retries ``TransientError``. A 429 (``RATE_LIMIT``, policy
+``TEN_SECONDLY_ROLLING``) is one, with ``retry_after`` from ``Retry-After``,
+else the window of ``X-HubSpot-RateLimit-Interval-Milliseconds``.
+
+Limits: every request goes through ``self.gate.request()`` (shared rate and
+concurrency limits, ``worker.rate_limits``). The choke point is the urllib3
+pool manager inside each API object's ``ApiClient.rest_client``, which every
+generated API method ends in: ``_api`` wraps it in ``_GatedPoolManager`` when
+it builds the API object.
 """
 
 from __future__ import annotations
@@ -51,18 +59,21 @@ import os
 import re
 import threading
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any, Callable, Mapping, Sequence
 
 import urllib3
 from hubspot import HubSpot
 
 from connectors.base import (
+    NO_GATE,
     AuthError,
     Connector,
     ConnectorError,
     FieldError,
     FieldSchema,
     FieldType,
+    Gate,
     ModelTarget,
     ObjectSchema,
     Option,
@@ -139,10 +150,41 @@ class _HTTPFailure(Exception):
         return "" if self.raw is None else str(self.raw)[:300]
 
 
+class _GateRef:
+    """The connector's current gate, shared with its pool wrappers (which never point back at the connector)."""
+
+    def __init__(self, gate: Gate) -> None:
+        self.gate = gate
+
+
+class _GatedPoolManager:
+    """A urllib3 pool manager whose every request passes the connection's gate."""
+
+    def __init__(self, pool: Any, ref: _GateRef) -> None:
+        self._pool = pool
+        self._ref = ref
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        with self._ref.gate.request():  # may raise TransientError: then nothing was sent
+            response = self._pool.request(method, url, *args, **kwargs)
+            if not kwargs.get("preload_content", True):
+                # The body is read here, not later by the caller, so a concurrency slot
+                # covers the whole exchange; urllib3 keeps it for ``.data``.
+                response.data  # noqa: B018
+        return response
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+
 class HubSpotConnector(Connector):
     name = "hubspot"
     option_names = frozenset({"access_token", "api_url", "timeout_s", "ca_bundle"})
     write_batch_size = MAX_BATCH  # batch/update takes 100 inputs
+    # The lowest burst limit of a private app (100 per 10 s; higher tiers allow more): a default
+    # that never earns a 429 on any account. One app token shared by several connections, or by
+    # other integrations, needs a lower ``[connections.rate_limit]``.
+    default_rate_limit = MappingProxyType({"requests": 100, "per_s": 10.0})
     default_models = {
         "opportunity": ModelTarget("opportunity", "deals"),
         "deal": ModelTarget("opportunity", "deals"),
@@ -182,6 +224,15 @@ class HubSpotConnector(Connector):
         self._apis: dict[str, Any] = {}
         self._schemas: dict[str, ObjectSchema] = {}
         self._lock = threading.RLock()
+        self._gate_ref = _GateRef(NO_GATE)
+
+    @property  # type: ignore[override]
+    def gate(self) -> Gate:
+        return self._gate_ref.gate
+
+    @gate.setter
+    def gate(self, value: Gate) -> None:
+        self._gate_ref.gate = value
 
     # ------------------------------------------------------------------ plumbing
 
@@ -206,6 +257,8 @@ class HubSpotConnector(Connector):
                     "batch": lambda: crm.objects.batch_api,
                     "basic": lambda: crm.objects.basic_api,
                 }[which]()
+                rest = api.api_client.rest_client
+                rest.pool_manager = _GatedPoolManager(rest.pool_manager, self._gate_ref)
                 self._apis[which] = api
             return api
 
@@ -220,6 +273,8 @@ class HubSpotConnector(Connector):
         """
         try:
             response = fn(*args, _preload_content=False, _request_timeout=self._timeout)
+        except ConnectorError:  # the gate refused to send (TransientError): already what we raise
+            raise
         except urllib3.exceptions.HTTPError as exc:  # timeouts, refused connections, resets
             raise TransientError(self._clean(f"hubspot {what}: {type(exc).__name__}: {_short(exc)}"),
                                  retry_after=None) from None

@@ -24,6 +24,16 @@ Authentication: ``instance_url`` + ``access_token`` (no renewal: an expired
 token raises ``AuthError``), password (SOAP login) or JWT bearer; the last two
 renew an expired session once per call. simple-salesforce is always used in
 "direct" session mode so that it never retries or re-logs-in on its own.
+
+Limits: every request simple-salesforce sends (logins included) goes through
+the connector's requests session wrapper, ``_TimedSession.request``, which
+runs it inside ``self.gate.request()`` (shared rate/concurrency limits, see
+``worker.rate_limits``) and reports each answer's ``Sforce-Limit-Info:
+api-usage=USED/LIMIT`` to ``gate.observe_daily_usage``, so the gate can stop
+before the org's daily allocation is spent. ``REQUEST_LIMIT_EXCEEDED`` (403
+or 429) is a ``TransientError`` with the answer's ``Retry-After`` (Salesforce
+usually sends none); that answer's ``Sforce-Limit-Info`` then makes the gate
+refuse the retries, with a ``retry_after`` of its own, until usage drops.
 """
 
 from __future__ import annotations
@@ -47,12 +57,14 @@ from simple_salesforce.exceptions import SalesforceAuthenticationFailed, Salesfo
 from simple_salesforce.login import SalesforceLogin
 
 from connectors.base import (
+    NO_GATE,
     AuthError,
     Connector,
     ConnectorError,
     FieldError,
     FieldSchema,
     FieldType,
+    Gate,
     ModelTarget,
     ObjectSchema,
     Option,
@@ -81,6 +93,8 @@ _ID_RE = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _SUFFIX_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _NO_SUCH_COLUMN = re.compile(r"No such column '([^']+)'")
+# ``api-usage=USED/LIMIT`` but not ``per-app-api-usage=...`` in Sforce-Limit-Info.
+_API_USAGE = re.compile(r"(?:^|[,;\s])api-usage=(\d+)/(\d+)")
 
 
 class SalesforceConfigError(ConfigError, ValueError):
@@ -198,25 +212,34 @@ def _parse_options(options: Mapping[str, Any]) -> _Auth:
 
 
 class _TimedSession:
-    """Wraps a requests session: a default timeout on every call, and the headers of the
-    last response kept (per thread) so that error handling can read ``Retry-After``.
+    """Wraps a requests session: a default timeout on every call, each call inside the
+    connection's gate, and the headers of the last response kept (per thread) so that
+    error handling can read ``Retry-After``.
 
+    This is the one place every Salesforce request passes (simple-salesforce
+    sends everything, logins included, through ``session.request``/``post``).
     Only the headers are kept, never the response: a live response pins its
     socket open after the session is closed.
     """
 
-    def __init__(self, session: requests.Session, timeout: float) -> None:
+    def __init__(self, session: requests.Session, timeout: float, gate: Gate = NO_GATE) -> None:
         self._session = session
         self._timeout = timeout
         self._local = threading.local()
+        self.gate = gate
 
     def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self._timeout)
         self._local.headers = None
         self._local.status = None
-        response = self._session.request(method, url, **kwargs)
+        gate = self.gate
+        with gate.request():  # may raise TransientError: then nothing was sent
+            response = self._session.request(method, url, **kwargs)
         self._local.headers = dict(response.headers)
         self._local.status = response.status_code
+        usage = _api_usage(response.headers.get("Sforce-Limit-Info"))
+        if usage is not None:
+            gate.observe_daily_usage(*usage)
         return response
 
     def post(self, url: str, data: Any = None, **kwargs: Any) -> requests.Response:
@@ -235,6 +258,12 @@ class _TimedSession:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._session, name)
+
+
+def _api_usage(value: str | None) -> tuple[int, int] | None:
+    """(used, limit) from a ``Sforce-Limit-Info`` header."""
+    match = _API_USAGE.search(value) if value else None
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def _error_items(content: Any) -> list[dict[str, Any]]:
@@ -484,6 +513,10 @@ class SalesforceConnector(Connector):
         "owner": ModelTarget("users", "User"),
     })
     write_batch_size = BATCH_SIZE  # one sObject Collections call (the base's 100 would halve throughput)
+    # No request rate (Salesforce limits requests per day, not per second); 10 requests in flight,
+    # well under the org's 25 long-running (over 20 s) requests shared by every integration; and
+    # at most 90% of the rolling 24 h API allocation, leaving the rest to people and other tools.
+    default_rate_limit = MappingProxyType({"concurrency": 10, "daily_share": 0.9})
 
     def __init__(self, options: Mapping[str, Any], *, session: requests.Session | None = None,
                  timeout: float | None = None) -> None:
@@ -499,12 +532,24 @@ class SalesforceConnector(Connector):
         self._schemas: dict[str, ObjectSchema] = {}
         self._key_prefixes: dict[str, str | None] = {}
         self._lock = threading.RLock()
+        self._gate: Gate = NO_GATE
+
+    @property  # type: ignore[override]
+    def gate(self) -> Gate:
+        return self._gate
+
+    @gate.setter
+    def gate(self, value: Gate) -> None:
+        # The session wrapper holds the gate itself (no reference back to the connector).
+        self._gate = value
+        if self._http is not None:
+            self._http.gate = value
 
     # -- session ------------------------------------------------------------------
     def _session(self) -> _TimedSession:
         if self._http is None:
             self._raw_session = self._raw_session or requests.Session()
-            self._http = _TimedSession(self._raw_session, self._timeout)
+            self._http = _TimedSession(self._raw_session, self._timeout, self._gate)
         return self._http
 
     def _client(self) -> Salesforce:
@@ -536,6 +581,8 @@ class SalesforceConnector(Connector):
                     session_id, instance = SalesforceLogin(
                         username=auth.username, consumer_key=auth.consumer_key, privatekey=private_key,
                         domain=auth.domain, sf_version=auth.api_version, session=http)  # type: ignore[arg-type]
+        except TransientError as exc:  # the gate refused to send the login now
+            failure = exc
         except SalesforceAuthenticationFailed as exc:
             code = exc.code
             if isinstance(code, int) and (code >= 500 or code == 429):

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.hubspot",
     "tests.fixtures.siro",
     "tests.fixtures.databases",
+    "tests.fixtures.redis",
 ]

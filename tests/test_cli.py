@@ -204,5 +204,9 @@ def test_demo_runs_without_credentials(tmp_path):
 
     assert result.returncode == 0, result.stderr
     assert "written" in result.stdout
-    assert "second pass" in result.stdout and "0 CRM write requests" in result.stdout
+    # The deployed path: webhooks in (one repeated, one forged), the worker, then a poll pass.
+    assert result.stdout.count("HTTP 202 enqueued") == 4
+    assert "the same event again: HTTP 200 duplicate; a wrong secret: HTTP 401" in result.stdout
+    poll_line = next(line for line in result.stdout.splitlines() if line.startswith("poll pass"))
+    assert " written" not in poll_line and poll_line.endswith("; 0 CRM write requests")
     assert "Traceback" not in result.stderr

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from typing import Sequence
 
 from rich.console import Console
@@ -45,9 +46,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("check", help="validate the config and credentials (Siro, each CRM's schema)")
 
+    poll = commands.add_parser("poll", help="one polling pass from the stored watermark: a task per page")
+    poll.add_argument("--json", action="store_true", help='print {"pages", "recordings", "enqueued", "watermark"}')
+    poll.add_argument("--in-process", action="store_true", help="write the pages here instead of enqueueing them")
+
+    backfill = commands.add_parser("backfill", help="re-process an updatedAt window (never moves the watermark)")
+    backfill.add_argument("--since", required=True, type=_timestamp, metavar="T", help="ISO 8601; UTC unless an offset is given")
+    backfill.add_argument("--until", type=_timestamp, metavar="T", help="ISO 8601 (default: now)")
+    backfill.add_argument("--dry-run", action="store_true", help="plan here and write nothing (implies --in-process)")
+    backfill.add_argument("--in-process", action="store_true", help="write the pages here instead of enqueueing them")
+    backfill.add_argument("--json", action="store_true", help="print the pass as one JSON object")
+
+    failed = commands.add_parser("failed", help="the dead-letter list: recordings given up on")
+    failed.add_argument("--json", action="store_true", help="print a JSON array")
+
+    retry = commands.add_parser("retry", help="re-enqueue recordings from the dead-letter list")
+    which = retry.add_mutually_exclusive_group(required=True)
+    which.add_argument("recording_id", nargs="?", metavar="RECORDING_ID")
+    which.add_argument("--all", action="store_true", help="every recording on the list")
+
+    webhook = commands.add_parser("webhook", help="serve the webhook app (POST /webhooks/siro)")
+    webhook.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    webhook.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+
+    commands.add_parser("ready", help="exit 0 when the broker and the database answer (a health check)")
+
     demo = commands.add_parser("demo", help="the whole service on local simulators, no credentials")
     demo.add_argument("--json", action="store_true", help="print the reports as JSON lines")
     return parser
+
+
+def _timestamp(text: str) -> datetime:
+    """ISO 8601, UTC unless an offset is given (a date alone is its midnight UTC)."""
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 timestamp: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -79,6 +114,9 @@ def _main(argv: Sequence[str] | None) -> int:
             return _sync(settings, args.recording_id, dry_run=args.dry_run, as_json=args.json)
         if args.command == "check":
             return _check(settings)
+        from worker import service_commands
+
+        return service_commands.run(args, settings)
     except (ConfigError, CredentialError) as exc:
         print(f"writeback: {exc}", file=sys.stderr)
         return EXIT_USAGE

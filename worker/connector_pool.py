@@ -3,6 +3,8 @@
 The pool turns a ``[[connections]]`` table into a live connector: it finds the
 class through the registry (entry points), rejects keys the connector does
 not read, and keeps the instance (and so its schema cache) for the process.
+``gate_factory`` (``worker.rate_limits.gate_factory``) gives each instance the
+gate that paces its requests with every other worker's.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from connectors import registry
-from connectors.base import Connector
+from connectors.base import Connector, Gate
 from worker.errors import ConfigError
 from worker.settings import ConnectionConfig, WritebackConfig
 
@@ -22,9 +24,11 @@ class ConnectorPool:
         self,
         config: WritebackConfig,
         factory: Callable[[ConnectionConfig, type[Connector]], Connector] | None = None,
+        gate_factory: Callable[[ConnectionConfig, type[Connector]], Gate] | None = None,
     ) -> None:
         self.config = config
         self._factory = factory or (lambda connection, cls: cls(connection.options))
+        self._gate_factory = gate_factory
         self._classes: dict[str, type[Connector]] = {}
         self._instances: dict[str, Connector] = {}
         self._maps: dict[str, dict[str, Any]] = {}
@@ -57,9 +61,19 @@ class ConnectorPool:
                     f"(it reads: {', '.join(sorted(cls.option_names or ()))})"
                 )
             try:
-                self._instances[name] = self._factory(connection, cls)
+                instance = self._factory(connection, cls)
             except (ValueError, TypeError, KeyError) as exc:
                 raise ConfigError(f"connection {name!r}: {exc}") from None
+            if self._gate_factory is not None:
+                try:
+                    instance.gate = self._gate_factory(connection, cls)
+                except (ValueError, TypeError, KeyError) as exc:
+                    instance.close()
+                    raise ConfigError(f"connection {name!r}: rate_limit: {exc}") from None
+                except BaseException:
+                    instance.close()
+                    raise
+            self._instances[name] = instance
         return self._instances[name]
 
     def close(self) -> None:

@@ -35,7 +35,7 @@ from connectors.base import (
 )
 from worker import coercion
 from worker.connector_pool import ConnectorPool
-from worker.ledger import Ledger, OutcomeRow
+from worker.ledger import Ledger, LedgerUnavailable, OutcomeRow
 from worker.outcomes import Outcome
 from worker.plan import FieldReport, FieldWrite, RecordingReport, RecordUpdate, WritePlan, status_of
 from worker.resolver import resolve
@@ -63,6 +63,8 @@ class _Field:
     # Lines of contested values set aside before the outcome (empty ones: null_value).
     notes: list[FieldReport] = field(default_factory=list)
     extraction: str = ""  # who gave the value written; all the field's extractions unless some were set aside
+    transient: bool = False  # failed for a reason that may pass: worth a later retry
+    retry_after: float | None = None
 
     @property
     def name(self) -> str:
@@ -122,6 +124,10 @@ class Pipeline:
     """Runs recordings through the stages; holds no state between calls but the
     connectors' schema caches, so any worker can process any recording."""
 
+    # Unexpected errors in a batch that may pass on a later try (a worker adds
+    # Celery's soft time limit): the fields fail but are marked for a retry.
+    transient_errors: tuple[type[BaseException], ...] = (LedgerUnavailable,)
+
     def __init__(
         self,
         config: WritebackConfig,
@@ -160,7 +166,9 @@ class Pipeline:
         plans = [self._plan(recording) for recording in recordings]
         lines: dict[int, list[FieldReport]] = {index: list(plan.decided) for index, plan in enumerate(plans)}
         recency = {index: (_timestamp(recording), index) for index, recording in enumerate(recordings)}
+        batched: list[list[tuple[int, _Field]]] = []
         for batch, fields in self._batches(plans):
+            batched.append(fields)
             for index, item in fields:
                 item.recency = recency[index]
             try:
@@ -170,12 +178,22 @@ class Pipeline:
                 for _, item in fields:
                     if not item.done:
                         item.decide(Outcome.FAILED, f"internal error: {type(exc).__name__}: {exc}")
+                        item.transient = isinstance(exc, self.transient_errors)
             for index, item in fields:
                 lines[index].extend(item.reports)
 
         reports = []
+        transient: dict[int, list[_Field]] = {}
+        for batch_fields in batched:
+            for index, item in batch_fields:
+                if item.transient:
+                    transient.setdefault(index, []).append(item)
         for index, plan in enumerate(plans):
             report = self._report(plan, lines[index])
+            if index in transient:
+                report.transient = True
+                waits = [item.retry_after for item in transient[index] if item.retry_after is not None]
+                report.retry_after = max(waits) if waits else None
             self._record(report, trigger=trigger, dry_run=dry_run)
             reports.append(report)
         return reports
@@ -606,3 +624,5 @@ def _fail_all(items: Iterable[_Field], exc: ConnectorError) -> None:
         reason = str(exc)
     for item in items:
         item.decide(Outcome.FAILED, reason)
+        if isinstance(exc, TransientError):
+            item.transient, item.retry_after = True, exc.retry_after

@@ -91,6 +91,10 @@ class RecordingReport:
     status: str  # ok | partial | skipped | failed
     fields: list[FieldReport] = field(default_factory=list)
     reason: str | None = None
+    # Some field failed for a reason that may pass (429, 5xx, timeout, ledger
+    # outage): the worker retries the recording later. Not part of the report.
+    transient: bool = False
+    retry_after: float | None = None  # the longest Retry-After a CRM asked for
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {

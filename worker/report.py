@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from worker.outcomes import Outcome
-from worker.plan import RecordingReport
+from worker.plan import FieldReport, RecordingReport
 
 _STYLE = {
     Outcome.WRITTEN: "green",
@@ -60,3 +60,28 @@ def render_report(console: Console, report: RecordingReport, *, dry_run: bool = 
         console.print(title)
     counts = ", ".join(f"{count} {outcome}" for outcome, count in sorted(report.counts().items()))
     console.print(counts or "no fields planned")
+
+
+def report_from_ledger(ledger: Any, recording_id: str) -> RecordingReport:
+    """The report of a recording's latest finished run, as the ledger recorded it
+    (what a worker did, read back by the demo and by operators)."""
+    runs = [run for run in ledger.runs(recording_id) if run["status"] != "running"]
+    if not runs:
+        return RecordingReport(recording_id, "failed", reason="no finished run in the ledger")
+    run = runs[0]
+    lines = [
+        FieldReport(
+            connection=row["connection"],
+            object=row["object"],
+            record_id=row["record_id"],
+            field=row["field"],
+            value=row["value"],
+            previous=row["previous"],
+            outcome=Outcome(row["outcome"]),
+            reason=row["reason"],
+            extraction=row["extraction"],
+        )
+        for row in reversed(ledger.attempts(recording_id))  # oldest first: the order they were planned
+        if row["run_id"] == run["id"]
+    ]
+    return RecordingReport(recording_id, run["status"], lines, reason=run["reason"])

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from connectors.base import SLOTS, ModelTarget
 from worker.errors import ConfigError
@@ -91,6 +91,9 @@ class RateLimit(_Strict):
     requests: int | None = Field(default=None, ge=1)
     per_s: float | None = Field(default=None, gt=0)
     concurrency: int | None = Field(default=None, ge=1)
+    # The part of the CRM's daily allocation this service may spend (Salesforce's rolling 24 h
+    # API request limit, shared with every other integration of the org); (0, 1].
+    daily_share: float | None = Field(default=None, gt=0, le=1)
 
 
 class ConnectionConfig(BaseModel):
@@ -164,10 +167,45 @@ class RetryConfig(_Strict):
     max_s: float = Field(default=60, ge=0)
 
 
+class WorkerConfig(_Strict):
+    """Celery task limits. A killed worker's task comes back after the broker's
+    visibility timeout, which must outlast a task's run plus its longest retry
+    countdown (else a waiting retry is delivered twice): by default
+    ``time_limit_s + retry.max_s + 10``, two minutes with the defaults."""
+
+    soft_time_limit_s: float = Field(default=30, gt=0)
+    time_limit_s: float = Field(default=45, gt=0)
+    visibility_timeout_s: float | None = Field(default=None, gt=0)
+    in_task_retries: int = Field(default=2, ge=0)  # quick retries inside a task before Celery's own
+
+    @model_validator(mode="after")
+    def _soft_below_hard(self) -> WorkerConfig:
+        if self.soft_time_limit_s >= self.time_limit_s:
+            raise ValueError("soft_time_limit_s must be below time_limit_s")
+        return self
+
+
 class WritebackConfig(_Strict):
     connections: list[ConnectionConfig] = Field(default_factory=list)
     poll: PollConfig = Field(default_factory=PollConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
+    worker: WorkerConfig = Field(default_factory=WorkerConfig)
+
+    @model_validator(mode="after")
+    def _visibility_outlasts_retries(self) -> WritebackConfig:
+        needed = self.worker.time_limit_s + self.retry.max_s
+        if self.worker.visibility_timeout_s is not None and self.worker.visibility_timeout_s <= needed:
+            raise ValueError(
+                f"worker.visibility_timeout_s must exceed worker.time_limit_s + retry.max_s ({needed:g} s), "
+                "or a retry waiting its turn would be delivered twice"
+            )
+        return self
+
+    @property
+    def visibility_timeout_s(self) -> float:
+        if self.worker.visibility_timeout_s is not None:
+            return self.worker.visibility_timeout_s
+        return self.worker.time_limit_s + self.retry.max_s + 10
 
     @field_validator("connections")
     @classmethod

@@ -9,6 +9,12 @@
     ledger.finish_run(run_id, "ok")
     ledger.last_written("salesforce-main", "Opportunity", ["006..."], ["stagename"])
     # {("006...", "stagename"): "Closed Won"}
+
+    ledger.add_dead_letter("rec-2", reason="retries_exhausted", error="Salesforce 503",
+                           trigger="poll", attempts=9)
+    ledger.dead_letters()        # newest failure first; remove_dead_letter("rec-2")
+    ledger.advance_watermark("poll", datetime(2026, 1, 1, tzinfo=UTC))  # never backwards
+    ledger.watermark("poll")
 """
 
 from .store import (

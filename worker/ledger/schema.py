@@ -1,6 +1,6 @@
 """Ledger tables (SQLAlchemy 2 declarative).
 
-Two tables so far:
+Four tables:
 
 ``runs``
     One row per pipeline run of one recording (a ``writeback sync``, a webhook
@@ -12,10 +12,24 @@ Two tables so far:
     One row per planned field and run: what we meant to write, what the CRM
     held before (``previous``) and the outcome the CRM gave us.
 
+``dead_letters`` (revision 0002)
+    One row per recording that the workers gave up on (retries exhausted, or a
+    permanent error such as an expired CRM session: ``reason`` ``auth``),
+    keyed by ``recording_id``. ``error`` is a one-line message without
+    secrets; ``trigger`` is what started the last failed task (``webhook`` /
+    ``poll`` / ``backfill`` / ``cli`` / ``retry``); ``attempts`` how many task
+    attempts it spent; ``failures`` how many times it was dead-lettered
+    (an upsert increments it and keeps ``first_failed_at``). ``writeback
+    failed`` lists them, ``writeback retry`` re-enqueues and removes them.
+
+``watermarks`` (revision 0002)
+    Named high-water marks (``poll``): the newest ``updatedAt`` a polling
+    pass has fully handed over. :meth:`Ledger.advance_watermark` only ever
+    moves ``value`` forwards; ``updated_at`` is when it was last advanced.
+
 The schema is owned by the Alembic migrations in ``migrations/versions``; these
 classes describe it for queries, and ``tests/test_ledger.py`` checks that the
-two agree. A later change (dead letters, poll watermark) adds its tables here
-*and* in a new migration.
+two agree. A change adds its tables here *and* in a new migration.
 """
 
 from __future__ import annotations
@@ -39,7 +53,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "Run", "Attempt", "UTCDateTime", "metadata", "utcnow"]
+__all__ = [
+    "Attempt",
+    "Base",
+    "DeadLetter",
+    "Run",
+    "UTCDateTime",
+    "Watermark",
+    "metadata",
+    "utcnow",
+]
 
 # Deterministic constraint names, so later migrations can refer to them.
 NAMING_CONVENTION = {
@@ -166,3 +189,24 @@ class Attempt(Base):
         Index("ix_attempts_target", "connection", "object", "record_id", "field"),
         Index("ix_attempts_recording_id", "recording_id"),
     )
+
+
+class DeadLetter(Base):
+    __tablename__ = "dead_letters"
+
+    recording_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(64))
+    error: Mapped[str] = mapped_column(Text)
+    trigger: Mapped[str] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer)
+    failures: Mapped[int] = mapped_column(Integer)
+    first_failed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_failed_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class Watermark(Base):
+    __tablename__ = "watermarks"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -8,6 +8,12 @@
   connection, and SQLAlchemy emits the transactions' ``BEGIN`` itself (writes
   use ``BEGIN IMMEDIATE``), so several worker processes can write one file.
 
+Besides runs and attempts it keeps the dead-letter list
+(:meth:`Ledger.add_dead_letter`, :meth:`~Ledger.dead_letters`,
+:meth:`~Ledger.dead_letter`, :meth:`~Ledger.remove_dead_letter`) and named
+watermarks (:meth:`Ledger.watermark`, :meth:`~Ledger.advance_watermark`, which
+never moves one backwards). Both are upserts, race-free between processes.
+
 ``migrate()`` upgrades the schema to the newest Alembic revision shipped in
 ``worker/ledger/migrations``; it is idempotent and serialised between processes
 (PostgreSQL advisory lock, SQLite write lock). ``Ledger.open(url)`` constructs
@@ -28,18 +34,19 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import Engine, case, create_engine, delete, event, func, insert, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, make_url
 
 from worker.errors import WritebackError
 
-from .schema import Attempt, Run, utcnow
+from .schema import Attempt, DeadLetter, Run, Watermark, utcnow
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
@@ -67,6 +74,7 @@ POSTGRES_CONNECT_TIMEOUT_S = 10
 # (first 8 bytes of sha256(b"siro-writeback:ledger:migrate"), signed).
 _MIGRATE_LOCK_KEY = -9122134179708652089
 _IN_CHUNK = 500  # record ids per IN (...) list
+_ERROR_MAX_CHARS = 1000  # a dead letter's error message, cut beyond this
 
 #: Outcomes of a planned field (DESIGN.md §2).
 OUTCOMES = frozenset(
@@ -247,8 +255,25 @@ def _check_str(value: Any, what: str, max_len: int = 255) -> None:
         raise ValueError(f"{what} is longer than {max_len} characters")
 
 
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[^\s,;\"']+")
+
+
+def _one_line(text: str, max_len: int = _ERROR_MAX_CHARS) -> str:
+    text = " ".join(text.split())
+    if len(text) > max_len:
+        text = text[: max_len - 1] + "…"
+    return text
+
+
+def _check_aware(value: Any, what: str) -> None:
+    if not isinstance(value, datetime):
+        raise TypeError(f"{what} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware")
+
+
 class Ledger:
-    """Runs and field attempts in a SQL database.
+    """Runs and field attempts, dead letters and watermarks in a SQL database.
 
     Thread-safe (one engine, pooled connections) and fork-aware: a process
     forked after the ledger was opened (Celery prefork) gets fresh connections.
@@ -524,3 +549,124 @@ class Ledger:
         with self._read("reading runs") as conn:
             return [dict(row._mapping) for row in conn.execute(stmt)]
 
+
+    # -- dead letters ------------------------------------------------------ #
+
+    def _upsert(self, table: Any) -> Any:
+        """The dialect's INSERT with ``on_conflict_do_update`` (SQLite, PostgreSQL)."""
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        elif self.dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            raise LedgerError(f"the ledger supports SQLite and PostgreSQL, not {self.dialect}")
+        return dialect_insert(table)
+
+    def add_dead_letter(
+        self, recording_id: str, *, reason: str, error: str, trigger: str, attempts: int
+    ) -> None:
+        """Put a recording on the dead-letter list, or count one more failure.
+
+        ``reason`` is a short code (``retries_exhausted``, ``auth``, ...),
+        ``error`` a message that becomes one line (whitespace collapsed, cut at
+        1000 characters, ``Bearer`` tokens and the database password masked:
+        still, pass messages that never held a secret), ``trigger`` what
+        started the failed task, ``attempts`` how many task attempts it spent.
+        A recording already listed keeps its ``first_failed_at``; its
+        ``failures`` goes up by one and the other columns take the new values.
+        One atomic upsert: concurrent calls from several processes all count.
+        """
+        _check_str(recording_id, "recording_id")
+        _check_str(reason, "reason", 64)
+        _check_str(trigger, "trigger", 32)
+        if not isinstance(error, str):
+            raise TypeError("error must be a str")
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 0:
+            raise TypeError(f"attempts must be a non-negative int, got {attempts!r}")
+        error = _one_line(_BEARER.sub(r"\1***", self._redact(error)))
+        now = utcnow()
+        stmt = self._upsert(DeadLetter).values(
+            recording_id=recording_id,
+            reason=reason,
+            error=error,
+            trigger=trigger,
+            attempts=attempts,
+            failures=1,
+            first_failed_at=now,
+            last_failed_at=now,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[DeadLetter.recording_id],
+            set_={
+                "reason": stmt.excluded.reason,
+                "error": stmt.excluded.error,
+                "trigger": stmt.excluded.trigger,
+                "attempts": stmt.excluded.attempts,
+                "failures": DeadLetter.failures + 1,
+                "last_failed_at": stmt.excluded.last_failed_at,
+            },
+        )
+        with self._write("adding a dead letter") as conn:
+            conn.execute(stmt)
+
+    def dead_letters(self, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """The dead-letter list, newest failure first.
+
+        Keys: recording_id, reason, error, trigger, attempts, failures,
+        first_failed_at, last_failed_at (aware UTC).
+        """
+        stmt = select(*DeadLetter.__table__.c).order_by(
+            DeadLetter.last_failed_at.desc(), DeadLetter.recording_id
+        )
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with self._read("reading dead letters") as conn:
+            return [dict(row._mapping) for row in conn.execute(stmt)]
+
+    def dead_letter(self, recording_id: str) -> dict[str, Any] | None:
+        """One recording's dead letter (keys as :meth:`dead_letters`), or None."""
+        stmt = select(*DeadLetter.__table__.c).where(DeadLetter.recording_id == recording_id)
+        with self._read("reading a dead letter") as conn:
+            row = conn.execute(stmt).first()
+        return None if row is None else dict(row._mapping)
+
+    def remove_dead_letter(self, recording_id: str) -> bool:
+        """Take a recording off the list; False when it was not listed."""
+        with self._write("removing a dead letter") as conn:
+            result = conn.execute(delete(DeadLetter).where(DeadLetter.recording_id == recording_id))
+            return result.rowcount > 0
+
+    # -- watermarks -------------------------------------------------------- #
+
+    def watermark(self, name: str) -> datetime | None:
+        """The stored value of watermark ``name`` (aware UTC), None if never set."""
+        with self._read("reading a watermark") as conn:
+            return conn.execute(select(Watermark.value).where(Watermark.name == name)).scalar()
+
+    def advance_watermark(self, name: str, value: datetime) -> datetime:
+        """Move watermark ``name`` forward to ``value``; never backwards.
+
+        The stored value becomes ``max(stored, value)`` in one atomic upsert
+        (race-free between threads and processes), and is returned (aware
+        UTC). ``updated_at`` changes only when the value does. The value is
+        kept to the microsecond.
+        """
+        _check_str(name, "name", 64)
+        _check_aware(value, "value")
+        value = value.astimezone(UTC)
+        now = utcnow()
+        stmt = self._upsert(Watermark).values(name=name, value=value, updated_at=now)
+        newer = stmt.excluded.value > Watermark.value
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[Watermark.name],
+            set_={
+                "value": case((newer, stmt.excluded.value), else_=Watermark.value),
+                "updated_at": case((newer, stmt.excluded.updated_at), else_=Watermark.updated_at),
+            },
+        )
+        with self._write("advancing a watermark") as conn:
+            conn.execute(stmt)
+            # Same transaction: the row is ours until commit (SQLite's write
+            # lock, PostgreSQL's row lock), so this is the value we left.
+            stored = conn.execute(select(Watermark.value).where(Watermark.name == name)).scalar_one()
+        return stored

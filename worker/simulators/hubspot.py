@@ -40,6 +40,7 @@ meetings); ``create_app`` wraps a state in a Starlette app that
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime as dt
 import json
@@ -115,6 +116,7 @@ class LoggedRequest:
     body: Any  # parsed JSON, or None
     status: int = 0  # the status answered, filled in when the answer is known
     authenticated: bool = False
+    at: float = field(default_factory=time.monotonic)  # when it arrived (time.monotonic)
 
     def __repr__(self) -> str:  # short, for assertion messages
         return f"<{self.method} {self.path} -> {self.status}>"
@@ -155,6 +157,7 @@ class HubSpotState:
         self._aliases: dict[str, str] = {}
         self._next_id = 10000000001
         self._faults: deque[_Fault] = deque()
+        self._holds: list[list[Any]] = []  # [path part, seconds, times left]
         self._rate_max: int | None = None
         self._rate_interval_s = 10.0
         self._rate_retry_after: float | None = None
@@ -492,6 +495,24 @@ class HubSpotState:
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+            self._holds.clear()
+
+    def hold_answers(self, path_contains: str, seconds: float, times: int = 1) -> None:
+        """Apply the next ``times`` matching requests, then wait ``seconds`` before
+        answering: the CRM has done the work but the caller does not know yet (a
+        worker killed during that wait must not write the values twice)."""
+        with self._lock:
+            self._holds.append([path_contains, seconds, times])
+
+    def _take_hold(self, path: str) -> float:
+        with self._lock:
+            for hold in self._holds:
+                if hold[0] in path:
+                    hold[2] -= 1
+                    if hold[2] <= 0:
+                        self._holds.remove(hold)
+                    return hold[1]
+            return 0.0
 
     @property
     def requests(self) -> list[LoggedRequest]:
@@ -1106,7 +1127,14 @@ def create_app(state: HubSpotState) -> Starlette:
             return answer(400, {"status": "error", "message": "Invalid input JSON on line 1: malformed JSON",
                                 "correlationId": _correlation_id(), "category": "VALIDATION_ERROR"}, rate_headers)
 
-        method = request.method
+        response = route(request.method, path, query, body, rate_headers, answer)
+        hold = state._take_hold(path)
+        if hold:
+            await asyncio.sleep(hold)
+        return response
+
+    def route(method: str, path: str, query: dict[str, list[str]], body: Any, rate_headers: Mapping[str, str],
+              answer: Any) -> Response:
         props = [p for v in query.get("properties", []) for p in v.split(",") if p]
         if method == "GET" and (m := _PROPERTIES.match(path)):
             return answer(*state.api_properties(m["type"], m["name"]), rate_headers)

@@ -396,6 +396,23 @@ class SiroState:
             record = self._recordings.get(recording_id)
             return copy.deepcopy(record) if record is not None else None
 
+    def webhook_payload(self, recording_id: str, event_type: str = "integrations.recordingProcessed") -> dict[str, Any]:
+        """The ``RecordingEventWebhookPayload`` Siro would send for this recording now."""
+        record = self.recording(recording_id)
+        if record is None:
+            raise KeyError(recording_id)
+        crm = record.get("crm")
+        payload: dict[str, Any] = {
+            "recordingId": record["id"],
+            "siroUserId": record.get("userId"),
+            "recordingProcessed": bool(record.get("isProcessingDone")),
+            "recordingLinked": crm is not None,
+            "eventType": event_type,
+        }
+        if crm is not None:
+            payload["crm"] = {key: value for key, value in crm.items() if value not in (None, [])}
+        return payload
+
     @property
     def recordings(self) -> dict[str, dict[str, Any]]:
         with self._lock:

@@ -1,0 +1,221 @@
+"""What a service process holds: its settings and the clients built from them.
+
+A worker, the beat, the webhook app and the CLI each need the same things:
+the ledger, the Siro client, the connector pool, the shared Redis (rate
+limits, webhook dedupe, the poll lock) and the pipeline wired from them. A
+``Runtime`` builds each once per process, on first use, and again in a child
+process after a fork (Celery's prefork pool), so no socket is ever shared
+between processes. Nothing here holds state another worker needs: that lives
+in the ledger and in Redis.
+
+Without a Redis URL (``writeback demo`` runs on an embedded broker) the rate
+limits and the dedupe store are the in-process ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+from worker.connector_pool import ConnectorPool
+from worker.errors import ConfigError
+from worker.ledger import Ledger, LedgerError
+from worker.pipeline import Pipeline
+from worker.retry import RetryPolicy
+from worker.settings import Settings, load_settings
+from worker.siro_client import SiroClient
+
+log = logging.getLogger(__name__)
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+# Inside a task, transient failures get a few quick retries; longer waits are
+# Celery retries with a countdown, so a worker never sleeps through its time limit.
+IN_TASK_RETRY_MAX_S = 5.0
+
+
+class Runtime:
+    def __init__(self, settings: Settings, *, redis_optional: bool = False) -> None:
+        """``redis_optional``: without an answering Redis, fall back to in-process
+        rate limits (a CLI run on a machine without the service)."""
+        self.settings = settings
+        self.redis_optional = redis_optional
+        self.transient_errors: tuple[type[BaseException], ...] = _celery_time_limit()
+        self._lock = threading.RLock()
+        self._pid = os.getpid()
+        self._objects: dict[str, Any] = {}
+
+    @property
+    def config(self):  # noqa: ANN201
+        return self.settings.config
+
+    @property
+    def uses_redis(self) -> bool:
+        return self.settings.redis_url.startswith(REDIS_SCHEMES)
+
+    def _get(self, name: str, build: Any) -> Any:
+        with self._lock:
+            if os.getpid() != self._pid:
+                # Forked: the parent's clients hold its sockets; build ours.
+                self._objects.clear()
+                self._pid = os.getpid()
+            if name not in self._objects:
+                self._objects[name] = build()
+            return self._objects[name]
+
+    # -- clients -------------------------------------------------------------
+
+    @property
+    def redis(self):  # noqa: ANN201 - redis.Redis | None
+        """The shared Redis (``WRITEBACK_REDIS_URL``), or None on an embedded broker."""
+        if not self.uses_redis:
+            return None
+
+        def build():  # noqa: ANN202
+            import redis
+
+            client = redis.Redis.from_url(
+                self.settings.redis_url, socket_connect_timeout=3, socket_timeout=10, health_check_interval=30
+            )
+            if self.redis_optional:
+                try:
+                    client.ping()
+                except redis.RedisError:
+                    log.warning("Redis does not answer: rate limits are this process's own")
+                    return None
+            return client
+
+        return self._get("redis", build)
+
+    @property
+    def ledger(self) -> Ledger:
+        def build() -> Ledger:
+            try:
+                return Ledger.open(self.settings.database_url)
+            except LedgerError as exc:
+                raise ConfigError(f"WRITEBACK_DATABASE_URL: cannot open the ledger: {exc}") from None
+
+        return self._get("ledger", build)
+
+    @property
+    def siro(self) -> SiroClient:
+        def build() -> SiroClient:
+            from worker.rate_limits import siro_limiter
+
+            token = self.settings.require_siro_token()
+            try:
+                return SiroClient(
+                    self.settings.siro_api_url,
+                    token,
+                    max_retries=2,
+                    backoff_max=IN_TASK_RETRY_MAX_S,
+                    retry_after_max=IN_TASK_RETRY_MAX_S,
+                    rate_limiter=siro_limiter(self.redis, token),
+                )
+            except ValueError as exc:
+                raise ConfigError(str(exc).replace("Siro API URL", "SIRO_API_URL")) from None
+
+        return self._get("siro", build)
+
+    @property
+    def connectors(self) -> ConnectorPool:
+        def build() -> ConnectorPool:
+            from worker.rate_limits import gate_for
+
+            client = self.redis
+            return ConnectorPool(self.config, gate_factory=lambda connection, cls: gate_for(connection, cls, client))
+
+        return self._get("connectors", build)
+
+    @property
+    def pipeline(self) -> Pipeline:
+        def build() -> Pipeline:
+            if not self.config.connections:
+                where = self.settings.config_path or "no config file (set WRITEBACK_CONFIG)"
+                raise ConfigError(f"no [[connections]] configured: {where}")
+            retry = self.config.retry
+            in_task = RetryPolicy(
+                max_retries=self.config.worker.in_task_retries,
+                base_s=min(retry.base_s, 1.0),
+                max_s=min(retry.max_s, IN_TASK_RETRY_MAX_S),
+            )
+            pipeline = Pipeline(self.config, connectors=self.connectors, siro=self.siro, ledger=self.ledger, retry=in_task)
+            pipeline.transient_errors = (*pipeline.transient_errors, *self.transient_errors)
+            return pipeline
+
+        return self._get("pipeline", build)
+
+    @property
+    def dedupe(self):  # noqa: ANN201 - worker.dedupe.Dedupe
+        def build():  # noqa: ANN202
+            from worker.dedupe import MemoryDedupe, RedisDedupe
+
+            client = self.redis
+            return RedisDedupe(client) if client is not None else MemoryDedupe()
+
+        return self._get("dedupe", build)
+
+    # -- health ----------------------------------------------------------------
+
+    def readiness(self) -> dict[str, str | None]:
+        """Each dependency: None when it answers, else a short reason (no secrets)."""
+        from worker.celery_app import app
+
+        checks: dict[str, str | None] = {}
+        try:
+            with app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, timeout=3)
+            checks["broker"] = None
+        except Exception as exc:  # any failure means "not ready"
+            checks["broker"] = f"unreachable ({type(exc).__name__})"
+        try:
+            with self.ledger.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            checks["database"] = None
+        except Exception as exc:
+            checks["database"] = f"unreachable ({type(exc).__name__})"
+        if self.uses_redis and self.settings.redis_url != self.settings.broker_url:
+            try:
+                self.redis.ping()
+                checks["redis"] = None
+            except Exception as exc:
+                checks["redis"] = f"unreachable ({type(exc).__name__})"
+        return checks
+
+    def close(self) -> None:
+        with self._lock:
+            for name in ("connectors", "siro", "ledger", "redis"):
+                thing = self._objects.pop(name, None)
+                if thing is not None and os.getpid() == self._pid:
+                    try:
+                        thing.close()
+                    except Exception:  # closing is best effort
+                        log.debug("closing %s failed", name, exc_info=True)
+            self._objects.clear()
+
+
+def _celery_time_limit() -> tuple[type[BaseException], ...]:
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    return (SoftTimeLimitExceeded,)
+
+
+_current: Runtime | None = None
+_current_lock = threading.Lock()
+
+
+def runtime() -> Runtime:
+    """This process's runtime, built from the environment on first use."""
+    global _current
+    with _current_lock:
+        if _current is None:
+            _current = Runtime(load_settings())
+        return _current
+
+
+def use_runtime(value: Runtime | None) -> None:
+    """Install a runtime built from explicit settings (the demo, tests)."""
+    global _current
+    with _current_lock:
+        _current = value

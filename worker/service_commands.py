@@ -1,0 +1,214 @@
+"""The CLI commands of the worker service: poll, backfill, failed, retry, webhook, ready.
+
+``worker/cli.py`` parses the command line and maps errors to exit codes; the
+commands here talk to the broker, the ledger and Siro through a ``Runtime``.
+Pages go to the workers as ``process_page`` tasks, or, with ``--in-process``,
+through the pipeline right here (no broker needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from worker.errors import ConfigError, WritebackError
+from worker.plan import RecordingReport
+from worker.runtime import Runtime
+from worker.settings import Settings
+from worker.siro_models import Recording
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.celery_app import configure
+
+    configure(settings)
+    rt = Runtime(settings, redis_optional=args.command in ("poll", "backfill"))
+    try:
+        return _COMMANDS[args.command](args, rt)
+    finally:
+        rt.close()
+
+
+class _Pages:
+    """Where a pass's pages go: the queue, or the pipeline in this process."""
+
+    def __init__(self, rt: Runtime, trigger: str, *, in_process: bool, dry_run: bool = False) -> None:
+        self.rt = rt
+        self.trigger = trigger
+        self.in_process = in_process or dry_run
+        self.dry_run = dry_run
+        self.reports: list[RecordingReport] = []
+
+    def __call__(self, page: Sequence[Recording]) -> int:
+        if self.in_process:
+            self.reports.extend(self.rt.pipeline.process(page, dry_run=self.dry_run, trigger=self.trigger))
+            return 0
+        from worker.tasks import BrokerUnavailable, enqueue_page
+
+        try:
+            return enqueue_page(page, self.trigger)
+        except BrokerUnavailable as exc:
+            raise WritebackError(
+                f"{exc} (WRITEBACK_BROKER_URL); the watermark stays at the last page enqueued. "
+                "--in-process runs the pages here"
+            ) from None
+
+    def summary(self) -> str:
+        tally: dict[str, int] = {}
+        for report in self.reports:
+            for outcome, count in report.counts().items():
+                tally[outcome] = tally.get(outcome, 0) + count
+        return ", ".join(f"{count} {outcome}" for outcome, count in sorted(tally.items())) or "nothing planned"
+
+    @property
+    def failed(self) -> bool:
+        return any(report.has_failures for report in self.reports)
+
+
+def _poll(args: argparse.Namespace, rt: Runtime) -> int:
+    from worker.polling import poll_pass
+
+    pages = _Pages(rt, "poll", in_process=args.in_process)
+    result = poll_pass(rt.siro, rt.ledger, rt.config.poll, pages)
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        where = f"written here: {pages.summary()}" if pages.in_process else f"{result.enqueued} page task(s) enqueued"
+        mark = result.watermark.isoformat() if result.watermark else "none yet"
+        print(f"poll: {result.recordings} recording(s) in {result.pages} page(s); {where}; watermark {mark}")
+    return EXIT_FAILED if pages.failed else EXIT_OK
+
+
+def _backfill(args: argparse.Namespace, rt: Runtime) -> int:
+    from worker.polling import backfill
+
+    until = args.until or datetime.now(UTC)
+    if args.since >= until:
+        raise ConfigError("backfill: --since must be before --until")
+    pages = _Pages(rt, "backfill", in_process=args.in_process, dry_run=args.dry_run)
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("backfill"), BarColumn(), TextColumn("{task.fields[pages]} pages, {task.completed:.0f} recordings"),
+        TimeElapsedColumn(), console=console, transient=True, disable=args.json or not console.is_terminal,
+    ) as progress:
+        task = progress.add_task("backfill", total=None, pages=0)
+
+        def on_page(pages_done: int, recordings_done: int) -> None:
+            progress.update(task, completed=recordings_done, pages=pages_done)
+
+        result = backfill(rt.siro, pages, since=args.since, until=until, page_size=rt.config.poll.page_size,
+                          on_page=on_page)
+    body = result.to_json()
+    body.pop("watermark", None)  # backfill never moves it
+    if args.json:
+        print(json.dumps(body))
+    else:
+        if pages.in_process:
+            verb = "planned (dry run)" if args.dry_run else "written here"
+            done = f"{verb}: {pages.summary()}"
+        else:
+            done = f"{result.enqueued} page task(s) enqueued"
+        print(f"backfill {args.since.isoformat()} .. {until.isoformat()}: "
+              f"{result.recordings} recording(s) in {result.pages} page(s); {done}")
+    return EXIT_FAILED if pages.failed else EXIT_OK
+
+
+def _failed(args: argparse.Namespace, rt: Runtime) -> int:
+    letters = rt.ledger.dead_letters()
+    if args.json:
+        print(json.dumps([{key: _jsonable(value) for key, value in row.items()} for row in letters]))
+        return EXIT_OK
+    if not letters:
+        print("the dead-letter list is empty")
+        return EXIT_OK
+    table = Table("recording", "reason", "attempts", "failures", "last failed", "trigger", "error")
+    for row in letters:
+        table.add_row(row["recording_id"], row["reason"], str(row["attempts"]), str(row["failures"]),
+                      _jsonable(row["last_failed_at"]), row["trigger"], row["error"] or "")
+    console = Console()
+    if not console.is_terminal:
+        console.width = 200
+    console.print(table)
+    return EXIT_OK
+
+
+def _retry(args: argparse.Namespace, rt: Runtime) -> int:
+    from worker.tasks import BrokerUnavailable, enqueue_recording
+
+    if args.all:
+        ids = [row["recording_id"] for row in rt.ledger.dead_letters()]
+        if not ids:
+            print("the dead-letter list is empty")
+            return EXIT_OK
+    else:
+        ids = [args.recording_id]
+        if rt.ledger.dead_letter(args.recording_id) is None:
+            print(f"note: {args.recording_id} is not on the dead-letter list; enqueueing it anyway", file=sys.stderr)
+    for recording_id in ids:
+        try:
+            task_id = enqueue_recording(recording_id, trigger="retry")
+        except BrokerUnavailable as exc:
+            raise WritebackError(f"{exc} (WRITEBACK_BROKER_URL)") from None
+        # Off the list once a worker has it; a new failure puts it back.
+        rt.ledger.remove_dead_letter(recording_id)
+        print(f"{recording_id}: enqueued (task {task_id})")
+    return EXIT_OK
+
+
+def _webhook(args: argparse.Namespace, rt: Runtime) -> int:
+    from worker.webhook import serve
+
+    app = webhook_app(rt)
+    serve(app, args.host, args.port)
+    return EXIT_OK
+
+
+def webhook_app(rt: Runtime):  # noqa: ANN201 - a FastAPI app
+    """The webhook app wired to the broker, the shared dedupe store and the health checks."""
+    from worker import tasks, webhook
+
+    if rt.settings.webhook_secret is None:
+        raise ConfigError(
+            "WRITEBACK_WEBHOOK_SECRET is not set (nor WRITEBACK_WEBHOOK_SECRET_FILE): "
+            "the webhook app does not start without a secret"
+        )
+
+    def enqueue(recording_id: str) -> str:
+        try:
+            return tasks.enqueue_recording(recording_id, trigger="webhook")
+        except tasks.BrokerUnavailable as exc:
+            raise webhook.BrokerUnavailable(str(exc)) from None
+
+    return webhook.create_app(
+        secret=rt.settings.webhook_secret.get_secret_value(), enqueue=enqueue, dedupe=rt.dedupe, ready=rt.readiness
+    )
+
+
+def _ready(args: argparse.Namespace, rt: Runtime) -> int:
+    checks = rt.readiness()
+    for name, problem in checks.items():
+        print(f"{name}: {'ok' if problem is None else problem}")
+    return EXIT_OK if all(problem is None for problem in checks.values()) else EXIT_FAILED
+
+
+def _jsonable(value: object) -> object:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+_COMMANDS = {
+    "poll": _poll,
+    "backfill": _backfill,
+    "failed": _failed,
+    "retry": _retry,
+    "webhook": _webhook,
+    "ready": _ready,
+}

@@ -1,0 +1,332 @@
+"""The Celery tasks: every trigger ends in the same pipeline.
+
+* ``process_recording(recording_id)``: a webhook or ``writeback retry``;
+  fetches the recording again (a webhook is a hint, never a source of values).
+* ``process_page(recordings)``: one list page of ``poll`` or ``backfill``,
+  carried in the message, written with batched CRM calls.
+* ``poll()``: beat's pass over recently updated recordings; enqueues pages.
+
+What happens to a failure:
+
+* transient (429, 5xx, timeouts, Siro or the ledger unreachable, the soft
+  time limit): the task is retried with exponential backoff and full jitter,
+  at least as long as a ``Retry-After`` asked, for the recordings that need it
+  only. A page's retry fetches those recordings again, so it never writes a
+  snapshot older than what Siro now holds. After ``[retry] max_retries`` the
+  recordings go on the dead-letter list (``writeback failed``).
+* the CRM refused our credentials (``auth``) or Siro refused the token: on
+  the dead-letter list at once, no retries spent.
+* permanent (a value the CRM rejects, a missing record): recorded in the
+  ledger with the CRM's reason; retrying would not help.
+
+A worker killed mid-task leaves its message unacknowledged; the broker gives
+it to another worker, which runs the pipeline again: the diff reads the CRM
+first, so what the dead worker wrote is ``unchanged`` and nothing is written
+twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from celery import Task
+from celery.exceptions import Reject, Retry, SoftTimeLimitExceeded
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_shutdown
+from kombu.exceptions import KombuError, OperationalError
+
+from worker.celery_app import app
+from worker.ledger import LedgerUnavailable
+from worker.pipeline import AUTH
+from worker.plan import RecordingReport
+from worker.runtime import Runtime, runtime
+from worker.siro_client import RecordingNotFound, SiroAuthError, SiroError, SiroUnavailable
+from worker.siro_models import Recording
+
+log = logging.getLogger(__name__)
+
+RETRIES_EXHAUSTED = "retries_exhausted"
+SIRO_AUTH = "siro_auth"
+_POLL_LOCK_KEY = "writeback:poll:lock"
+_local_poll_lock = threading.Lock()
+
+
+class BrokerUnavailable(Exception):
+    """The broker did not take the message (the webhook answers 503)."""
+
+
+# -- enqueueing ------------------------------------------------------------------
+
+
+def enqueue_recording(recording_id: str, trigger: str = "webhook") -> str:
+    """Hand one recording to the workers; returns the task id."""
+    try:
+        result = process_recording.apply_async(args=[recording_id], kwargs={"trigger": trigger}, retry=False)
+    except (OperationalError, KombuError, OSError) as exc:
+        raise BrokerUnavailable(f"the broker did not take the task: {type(exc).__name__}") from None
+    return result.id
+
+
+def page_message(recordings: Sequence[Recording]) -> list[dict[str, Any]]:
+    """A page as it travels in a task message: the recordings' JSON as Siro sent it."""
+    return [recording.model_dump(mode="json", by_alias=True) for recording in recordings]
+
+
+def enqueue_page(recordings: Sequence[Recording], trigger: str = "poll") -> int:
+    """Hand one list page to the workers; returns the number of tasks enqueued (0 or 1)."""
+    if not recordings:
+        return 0
+    try:
+        process_page.apply_async(kwargs={"recordings": page_message(recordings), "trigger": trigger}, retry=False)
+    except (OperationalError, KombuError, OSError) as exc:
+        raise BrokerUnavailable(f"the broker did not take the page: {type(exc).__name__}") from None
+    return 1
+
+
+# -- tasks -------------------------------------------------------------------------
+
+
+@app.task(bind=True, name="worker.tasks.process_recording", max_retries=None)
+def process_recording(self: Task, recording_id: str, trigger: str = "webhook") -> dict[str, Any]:
+    rt = runtime()
+    retry = {"recording_id": recording_id, "trigger": trigger}
+    try:
+        report = rt.pipeline.sync(recording_id, trigger=trigger)
+    except SiroAuthError as exc:
+        _bury(rt, [recording_id], SIRO_AUTH, exc, trigger, attempts=self.request.retries + 1)
+        return {"recordingId": recording_id, "status": "failed", "reason": SIRO_AUTH}
+    except (SiroUnavailable, LedgerUnavailable, SoftTimeLimitExceeded) as exc:
+        _again(self, rt, [recording_id], exc, getattr(exc, "retry_after", None), trigger, retry)
+        return {"recordingId": recording_id, "status": "failed", "reason": RETRIES_EXHAUSTED}
+    except SiroError as exc:  # a 4xx that retrying will not change
+        log.error("recording %s: %s", recording_id, exc)
+        return {"recordingId": recording_id, "status": "failed", "reason": f"siro: {exc}"}
+    _settle(self, rt, [report], trigger, lambda ids: retry)
+    return _summary(report)
+
+
+@app.task(bind=True, name="worker.tasks.process_page", max_retries=None)
+def process_page(
+    self: Task,
+    recordings: list[dict[str, Any]] | None = None,
+    trigger: str = "poll",
+    recording_ids: list[str] | None = None,
+) -> dict[str, Any]:
+    """Write a page carried in the message; a retry names only ``recording_ids`` and fetches them again."""
+    rt = runtime()
+
+    def retry(ids: list[str]) -> dict[str, Any]:
+        return {"recording_ids": ids, "trigger": trigger}
+
+    unavailable: list[str] = []
+    retry_after: float | None = None
+    try:
+        if recording_ids:
+            reports, unavailable, retry_after = _fetch_and_process(rt, recording_ids, trigger)
+        else:
+            reports = rt.pipeline.process(_page(recordings or []), trigger=trigger)
+    except (LedgerUnavailable, SoftTimeLimitExceeded) as exc:
+        ids = list(recording_ids or [raw.get("id") for raw in recordings or [] if isinstance(raw, dict)])
+        _again(self, rt, [i for i in ids if i], exc, None, trigger, retry(ids))
+        return {"recordings": len(ids), "statuses": {"failed": len(ids)}}
+    _settle(self, rt, reports, trigger, retry, unavailable=unavailable, retry_after=retry_after)
+    return {"recordings": len(reports), "statuses": _tally(report.status for report in reports)}
+
+
+def _page(recordings: Sequence[Any]) -> list[Recording]:
+    page = []
+    for raw in recordings:
+        try:
+            page.append(Recording.model_validate(raw))
+        except ValueError as exc:  # tolerant models: only a recording without an id lands here
+            log.error("page task: skipping an unusable recording: %s", _one_line(str(exc)))
+    return page
+
+
+@app.task(bind=True, name="worker.tasks.poll")
+def poll(self: Task) -> dict[str, Any]:
+    """One polling pass; skipped while another pass holds the lock."""
+    from worker.polling import poll_pass
+
+    rt = runtime()
+    with _poll_lock(rt) as held:
+        if not held:
+            log.info("poll: another pass is running; this one is skipped")
+            return {"skipped": "another pass is running"}
+        result = poll_pass(rt.siro, rt.ledger, rt.config.poll, lambda page: enqueue_page(page, "poll"))
+    log.info("poll: %s", result.to_json())
+    return result.to_json()
+
+
+# -- outcomes ------------------------------------------------------------------------
+
+
+def _fetch_and_process(
+    rt: Runtime, recording_ids: Sequence[str], trigger: str
+) -> tuple[list[RecordingReport], list[str], float | None]:
+    """Fetch recordings again and write them as one batch; the ids Siro could not serve come back."""
+    fresh: list[Recording] = []
+    reports: list[RecordingReport] = []
+    unavailable: list[str] = []
+    retry_after: float | None = None
+    for recording_id in recording_ids:
+        try:
+            fresh.append(rt.siro.get_recording(recording_id))
+        except RecordingNotFound:
+            reports.append(rt.pipeline.sync(recording_id, trigger=trigger))  # records not_found
+        except SiroUnavailable as exc:
+            unavailable.append(recording_id)
+            if exc.retry_after is not None:
+                retry_after = max(retry_after or 0.0, exc.retry_after)
+    reports.extend(rt.pipeline.process(fresh, trigger=trigger))
+    return reports, unavailable, retry_after
+
+
+def _settle(
+    self: Task,
+    rt: Runtime,
+    reports: Sequence[RecordingReport],
+    trigger: str,
+    retry_kwargs: Any,
+    *,
+    unavailable: Sequence[str] = (),
+    retry_after: float | None = None,
+) -> None:
+    """Dead-letter, retry or clear each recording by its report (``unavailable``: Siro did not serve them)."""
+    waiting: list[str] = list(unavailable)
+    reasons: set[str] = {"Siro unavailable"} if unavailable else set()
+    for report in reports:
+        if report.reason == AUTH:
+            _bury(rt, [report.recording_id], AUTH, "the CRM rejected the credentials", trigger,
+                  attempts=self.request.retries + 1)
+        elif report.transient:
+            waiting.append(report.recording_id)
+            reasons.update(line.reason for line in report.fields if line.reason and line.outcome == "failed")
+            if report.retry_after is not None:
+                retry_after = max(retry_after or 0.0, report.retry_after)
+        else:
+            _clear(rt, report.recording_id)
+    if waiting:
+        error = "; ".join(sorted(reasons))[:500] or "transient failure"
+        _again(self, rt, waiting, error, retry_after, trigger, retry_kwargs(waiting))
+
+
+def _again(
+    self: Task,
+    rt: Runtime,
+    recording_ids: Sequence[str],
+    error: BaseException | str,
+    retry_after: float | None,
+    trigger: str,
+    kwargs: dict[str, Any],
+) -> None:
+    """Retry the task for ``recording_ids`` later (raises ``Retry``), or, when its
+    retries are spent, put them on the dead-letter list (returns)."""
+    attempts = self.request.retries
+    policy = rt.config.retry
+    if attempts >= policy.max_retries:
+        _bury(rt, recording_ids, RETRIES_EXHAUSTED, error, trigger, attempts=attempts + 1)
+        return
+    countdown = random.uniform(0, min(policy.max_s, policy.base_s * 2**attempts))
+    if retry_after is not None:
+        # The server knows best, but a countdown past the visibility timeout would run twice.
+        countdown = max(countdown, min(retry_after, policy.max_s))
+    log.warning(
+        "%s: %d recording(s) failed transiently (%s); retry %d/%d in %.1fs",
+        self.name, len(recording_ids), _one_line(error), attempts + 1, policy.max_retries, countdown,
+    )
+    try:
+        raise self.retry(kwargs=kwargs, countdown=countdown)
+    except Retry:
+        raise
+    except Exception as exc:  # the broker did not take the retry: give the message back instead
+        log.error("%s: could not schedule the retry (%s); the task goes back to the broker", self.name, exc)
+        raise Reject(str(exc), requeue=True) from None
+
+
+def _bury(
+    rt: Runtime, recording_ids: Sequence[str], reason: str, error: BaseException | str, trigger: str, *, attempts: int
+) -> None:
+    for recording_id in recording_ids:
+        log.error("recording %s goes on the dead-letter list (%s): %s", recording_id, reason, _one_line(error))
+        try:
+            rt.ledger.add_dead_letter(recording_id, reason=reason, error=_one_line(error), trigger=trigger,
+                                      attempts=attempts)
+        except LedgerUnavailable as exc:
+            # Nothing may be lost: give the message back rather than drop it.
+            raise Reject(f"ledger unavailable: {exc}", requeue=True) from None
+
+
+def _clear(rt: Runtime, recording_id: str) -> None:
+    try:
+        rt.ledger.remove_dead_letter(recording_id)
+    except LedgerUnavailable:
+        log.warning("could not clear recording %s from the dead-letter list", recording_id)
+
+
+def _one_line(error: BaseException | str) -> str:
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    return " ".join(str(text).split())[:1000]
+
+
+def _summary(report: RecordingReport) -> dict[str, Any]:
+    return {"recordingId": report.recording_id, "status": report.status, "reason": report.reason,
+            "outcomes": report.counts()}
+
+
+def _tally(values: Iterator[str] | Sequence[str]) -> dict[str, int]:
+    tally: dict[str, int] = {}
+    for value in values:
+        tally[value] = tally.get(value, 0) + 1
+    return tally
+
+
+@contextmanager
+def _poll_lock(rt: Runtime) -> Iterator[bool]:
+    """One pass at a time across the deployment (a slow pass must not overlap the next)."""
+    client = rt.redis
+    if client is None:
+        held = _local_poll_lock.acquire(blocking=False)
+        try:
+            yield held
+        finally:
+            if held:
+                _local_poll_lock.release()
+        return
+    token = uuid.uuid4().hex
+    # Expires on its own if the worker dies holding it.
+    held = bool(client.set(_POLL_LOCK_KEY, token, nx=True, ex=max(1, int(rt.config.worker.time_limit_s) + 5)))
+    try:
+        yield held
+    finally:
+        if held:
+            client.eval(
+                "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0",
+                1, _POLL_LOCK_KEY, token,
+            )
+
+
+# -- process hooks ---------------------------------------------------------------------
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _redact_logs(logger: logging.Logger, **_: Any) -> None:
+    from worker.redact import RedactingFilter, secrets_of
+
+    try:
+        redactor = RedactingFilter(secrets_of(runtime().settings))
+    except Exception:  # a config error surfaces when the first task runs, with its own message
+        return
+    for handler in logger.handlers:
+        handler.addFilter(redactor)
+
+
+@worker_shutdown.connect
+def _close_runtime(**_: Any) -> None:
+    runtime().close()
