@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.siro",
     "tests.fixtures.databases",
     "tests.fixtures.redis",
+    "tests.fixtures.service",
 ]

@@ -23,7 +23,7 @@ def run(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.Comp
 
 
 @pytest.fixture
-def cli_env(tmp_path, siro_server, salesforce_server, salesforce_token, salesforce_ids):
+def cli_env(tmp_path, siro_server, salesforce_server, salesforce_token, salesforce_ids, redis_url):
     config = tmp_path / "writeback.toml"
     config.write_text(
         f"""
@@ -47,6 +47,7 @@ max_s = 0.05
         "SIRO_API_TOKEN": siro_server.token,
         "WRITEBACK_CONFIG": str(config),
         "WRITEBACK_DATABASE_URL": f"sqlite:///{tmp_path}/ledger.db",
+        "WRITEBACK_BROKER_URL": redis_url,  # the private one: shared rate limits live there
         "REQUESTS_CA_BUNDLE": local_tls().ca_bundle,
         SF_SECRET_VAR: salesforce_token,
     }

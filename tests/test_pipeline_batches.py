@@ -186,3 +186,29 @@ def test_the_same_record_spelt_with_15_and_18_characters_is_one_record(
     assert str(old.fields[0].outcome) == "skipped_policy" and str(new.fields[0].outcome) == "written"
     assert salesforce_state.get_record("Opportunity", opp18)["Description"] == "new step"
     assert len(salesforce_state.requests_matching("PATCH")) == 1
+
+
+def test_an_older_snapshot_of_a_recording_is_not_written_over_a_newer_one(
+    salesforce_state, salesforce_ids, siro_server, sf_pipeline_for_opportunity
+):
+    """A page task listed version 1; a webhook wrote version 2 before the page ran."""
+    ids, siro, pipeline = salesforce_ids, siro_server.state, sf_pipeline_for_opportunity
+    siro.add_recording("rec-v", entity_extractions=[X("Deal size", 15000, ("Opportunity", "Amount"))])
+    siro.link("rec-v", integration_connection_id="ic_sf", opportunity=ids.opportunity)
+    siro.update_recording("rec-v", updatedAt="2026-11-01T10:00:00.000Z")
+    version_1 = pipeline.siro.get_recording("rec-v")
+    siro.set_extractions("rec-v", [X("Deal size", 18000, ("Opportunity", "Amount"))])
+    siro.update_recording("rec-v", updatedAt="2026-11-02T10:00:00.000Z")
+
+    newer = pipeline.sync("rec-v", trigger="webhook")
+    [older] = pipeline.process([version_1], trigger="poll")
+    [same] = pipeline.process([pipeline.siro.get_recording("rec-v")], trigger="poll")
+
+    assert outcomes_of(newer)[("Opportunity", ids.opportunity, "Amount")][:2] == ("written", 18000)
+    assert (older.status, older.fields) == ("skipped", [])
+    assert older.reason.startswith("stale: a newer version of this recording (updatedAt 2026-11-02T10:00:00")
+    assert salesforce_state.get_record("Opportunity", ids.opportunity)["Amount"] == 18000
+    # The version already written is processed again as usual (a replay: nothing to send).
+    assert outcomes_of(same)[("Opportunity", ids.opportunity, "Amount")].outcome == "unchanged"
+    assert [run["recording_updated_at"].isoformat() for run in pipeline.ledger.runs("rec-v")] == [
+        "2026-11-02T10:00:00+00:00", "2026-11-01T10:00:00+00:00", "2026-11-02T10:00:00+00:00"]

@@ -14,142 +14,16 @@ import json
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from tests.service import WEBHOOK_SECRET, ServiceProcesses, service_env, service_processes, wait_for, write_config
-from worker.ledger import Ledger
-from worker.simulators.hubspot import DEFAULT_TOKEN, HubSpotState
+from tests.fixtures.service import CONNECTION_ID, RATE, World, post
+from tests.service import WEBHOOK_SECRET, ServiceProcesses, wait_for
 from worker.simulators.siro import SiroState
 
 X = SiroState.extraction
-CONNECTION_ID = "ic_hs"
-RATE = 4  # requests per second the HubSpot connection may send in the rate test
-
-
-def hubspot_connection(url: str, **extra: Any) -> dict[str, Any]:
-    return {"integration_connection_id": CONNECTION_ID, "connector": "hubspot", "name": "hs", "api_url": url,
-            "access_token": DEFAULT_TOKEN, **extra}
-
-
-def base_config(hubspot_url: str, connection: dict[str, Any] | None = None, **sections: Any) -> dict[str, Any]:
-    config = {
-        "connections": [hubspot_connection(hubspot_url, **(connection or {}))],
-        # Short waits so that retries and redeliveries happen within a test.
-        "retry": {"max_retries": 8, "base_s": 0.2, "max_s": 1.0},
-        "worker": {"soft_time_limit_s": 8.0, "time_limit_s": 10.0, "visibility_timeout_s": 12.0,
-                   "in_task_retries": 1},
-        "poll": {"interval_s": 1.0, "lookback_h": 1.0, "overlap_s": 60.0, "page_size": 100},
-    }
-    for name, value in sections.items():
-        if isinstance(value, dict) and isinstance(config.get(name), dict):
-            config[name] = {**config[name], **value}
-        else:
-            config[name] = value
-    return config
-
-
-class World:
-    """The simulators, the service's processes and the ledger of one test."""
-
-    def __init__(self, siro: SiroState, hubspot: HubSpotState, processes: ServiceProcesses, database_url: str):
-        self.siro = siro
-        self.hubspot = hubspot
-        self.processes = processes
-        self.database_url = database_url
-        self._ledger: Ledger | None = None
-
-    @property
-    def ledger(self) -> Ledger:
-        if self._ledger is None:
-            self._ledger = Ledger.open(self.database_url)
-        return self._ledger
-
-    def close(self) -> None:
-        if self._ledger is not None:
-            self._ledger.close()
-
-    # -- data ---------------------------------------------------------------
-
-    def deal_recording(self, recording_id: str, amount: Any, stage: str = "Contract Sent") -> str:
-        """A deal in HubSpot and a Siro recording linked to it, with two mapped values."""
-        deal = self.hubspot.add_record("deals", {"dealname": f"Deal of {recording_id}", "amount": "1000",
-                                                 "pipeline": "default", "dealstage": "appointmentscheduled"})
-        self.siro.add_recording(recording_id, entity_extractions=[
-            X("Deal size", amount, ("Deal", "amount")),
-            X("Stage", stage, ("Deal", "dealstage")),
-        ])
-        self.siro.link(recording_id, integration_connection_id=CONNECTION_ID, opportunity=deal)
-        return deal
-
-    # -- what happened ---------------------------------------------------------
-
-    def applied_writes(self) -> Counter:
-        """How many applied write requests carried each (deal, property)."""
-        counts: Counter = Counter()
-        for request in self.hubspot.requests_to("POST", "batch/update"):
-            if request.status in (200, 207):
-                for item in request.body["inputs"]:
-                    for name in item["properties"]:
-                        counts[(item["id"], name)] += 1
-        return counts
-
-    def finished_runs(self, recording_id: str) -> list[dict[str, Any]]:
-        return [run for run in self.ledger.runs(recording_id) if run["status"] != "running"]
-
-    def wait_for_runs(self, recording_ids: list[str], count: int = 1, timeout: float = 60) -> None:
-        try:
-            wait_for(lambda: all(len(self.finished_runs(rid)) >= count for rid in recording_ids), timeout,
-                     f"runs of {recording_ids} did not finish")
-        except AssertionError:
-            print(self.processes.logs())
-            raise
-
-    def outcomes(self, recording_id: str) -> dict[str, str]:
-        """Field -> outcome of the recording's latest finished run."""
-        run = self.finished_runs(recording_id)[0]
-        return {row["field"]: row["outcome"] for row in self.ledger.attempts(recording_id)
-                if row["run_id"] == run["id"]}
-
-
-@pytest.fixture
-def world_factory(tmp_path: Path, siro_server, hubspot_state: HubSpotState, hubspot_url: str, redis_url: str):
-    made: list[World] = []
-    stack: list[Any] = []
-
-    def make(database_url: str | None = None, **sections: Any) -> World:
-        database_url = database_url or f"sqlite:///{tmp_path}/ledger.db"
-        config = write_config(tmp_path / "writeback.toml", base_config(hubspot_url, **sections))
-        env = service_env(config=config, broker_url=redis_url, database_url=database_url,
-                          siro_url=siro_server.url, siro_token=siro_server.token)
-        context = service_processes(tmp_path, env)
-        processes = context.__enter__()
-        stack.append(context)
-        world = World(siro_server.state, hubspot_state, processes, database_url)
-        made.append(world)
-        return world
-
-    yield make
-    for world in made:
-        world.close()
-    for context in stack:
-        context.__exit__(None, None, None)
-
-
-@pytest.fixture
-def world(world_factory, database_url: str) -> Iterator[World]:
-    yield world_factory(database_url)
-
-
-def post(url: str, payload: dict[str, Any], secret: str | None = WEBHOOK_SECRET, path: str = "") -> httpx.Response:
-    headers = {"Authorization": f"Bearer {secret}"} if secret is not None else {}
-    return httpx.post(f"{url}/webhooks/siro{path}", content=json.dumps(payload), timeout=10,
-                      headers={"Content-Type": "application/json", **headers})
-
 
 # --------------------------------------------------------------------------- webhook
 

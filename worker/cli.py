@@ -14,7 +14,7 @@ import os
 import sys
 from contextlib import ExitStack
 from datetime import UTC, datetime
-from typing import Sequence
+from typing import Any, Sequence
 
 from rich.console import Console
 
@@ -135,8 +135,15 @@ def open_pipeline(settings: Settings, stack: ExitStack, *, ledger: bool = True) 
     if not settings.config.connections:
         where = settings.config_path or "no config file (set WRITEBACK_CONFIG)"
         raise ConfigError(f"no [[connections]] configured: {where}")
-    siro = stack.enter_context(siro_client(settings))
-    pool = ConnectorPool(settings.config)
+    from worker.rate_limits import gate_factory
+    from worker.runtime import connect_redis
+
+    # Shared with the workers when their Redis answers, so a CLI run counts against the same limits.
+    shared = connect_redis(settings.redis_url, optional=True)
+    if shared is not None:
+        stack.callback(shared.close)
+    siro = stack.enter_context(siro_client(settings, shared))
+    pool = ConnectorPool(settings.config, gate_factory=gate_factory(shared))
     stack.callback(pool.close)
     store = None
     if ledger:
@@ -148,10 +155,14 @@ def open_pipeline(settings: Settings, stack: ExitStack, *, ledger: bool = True) 
     return Pipeline(settings.config, connectors=pool, siro=siro, ledger=store)
 
 
-def siro_client(settings: Settings) -> SiroClient:
-    """The Siro client for these settings; a malformed URL or token is a config error."""
+def siro_client(settings: Settings, shared_redis: Any = None) -> SiroClient:
+    """The Siro client for these settings (paced through ``shared_redis`` when
+    given); a malformed URL or token is a config error."""
+    from worker.rate_limits import siro_limiter
+
+    token = settings.require_siro_token()
     try:
-        return SiroClient(settings.siro_api_url, settings.require_siro_token())
+        return SiroClient(settings.siro_api_url, token, rate_limiter=siro_limiter(shared_redis, token))
     except ValueError as exc:  # the client's messages name the variable, never the token
         raise ConfigError(str(exc).replace("Siro API URL", "SIRO_API_URL")) from None
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Iterable, Sequence
 
 from connectors.base import (
@@ -163,7 +164,11 @@ class Pipeline:
         self, recordings: Sequence[Recording], *, dry_run: bool = False, trigger: str = "cli"
     ) -> list[RecordingReport]:
         """Write recordings already fetched; one report per recording, in order."""
-        plans = [self._plan(recording) for recording in recordings]
+        newer = self._newer_versions(recordings)
+        plans = [
+            WritePlan(recording.id, None, skipped=newer[recording.id]) if recording.id in newer else self._plan(recording)
+            for recording in recordings
+        ]
         lines: dict[int, list[FieldReport]] = {index: list(plan.decided) for index, plan in enumerate(plans)}
         recency = {index: (_timestamp(recording), index) for index, recording in enumerate(recordings)}
         batched: list[list[tuple[int, _Field]]] = []
@@ -190,11 +195,12 @@ class Pipeline:
                     transient.setdefault(index, []).append(item)
         for index, plan in enumerate(plans):
             report = self._report(plan, lines[index])
+            version = recordings[index].updated_at
             if index in transient:
                 report.transient = True
                 waits = [item.retry_after for item in transient[index] if item.retry_after is not None]
                 report.retry_after = max(waits) if waits else None
-            self._record(report, trigger=trigger, dry_run=dry_run)
+            self._record(report, trigger=trigger, dry_run=dry_run, version=version)
             reports.append(report)
         return reports
 
@@ -381,10 +387,34 @@ class Pipeline:
             return RecordingReport(plan.recording_id, "failed", lines, reason=AUTH)
         return RecordingReport(plan.recording_id, status_of(lines), lines)
 
-    def _record(self, report: RecordingReport, *, trigger: str, dry_run: bool) -> None:
+    def _newer_versions(self, recordings: Sequence[Recording]) -> dict[str, str]:
+        """Why each recording whose newer version was already written is skipped.
+
+        A page task carries recordings as they were listed; a webhook may have
+        written a newer version since. Writing the older snapshot would put its
+        values back over the newer ones.
+        """
+        if self.ledger is None:
+            return {}
+        stamped = [recording for recording in recordings if recording.updated_at is not None]
+        if not stamped:
+            return {}
+        done = self.ledger.newest_versions([recording.id for recording in stamped])
+        return {
+            recording.id: f"stale: a newer version of this recording (updatedAt {done[recording.id].isoformat()}) "
+            "was already written"
+            for recording in stamped
+            if recording.id in done and recording.updated_at < done[recording.id]
+        }
+
+    def _record(
+        self, report: RecordingReport, *, trigger: str, dry_run: bool, version: datetime | None = None
+    ) -> None:
         if self.ledger is None or dry_run:
             return
-        run_id = self.ledger.start_run(report.recording_id, trigger=trigger, dry_run=dry_run)
+        run_id = self.ledger.start_run(
+            report.recording_id, trigger=trigger, dry_run=dry_run, recording_updated_at=version
+        )
         rows = [
             OutcomeRow(
                 connection=line.connection,

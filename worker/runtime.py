@@ -71,22 +71,7 @@ class Runtime:
         """The shared Redis (``WRITEBACK_REDIS_URL``), or None on an embedded broker."""
         if not self.uses_redis:
             return None
-
-        def build():  # noqa: ANN202
-            import redis
-
-            client = redis.Redis.from_url(
-                self.settings.redis_url, socket_connect_timeout=3, socket_timeout=10, health_check_interval=30
-            )
-            if self.redis_optional:
-                try:
-                    client.ping()
-                except redis.RedisError:
-                    log.warning("Redis does not answer: rate limits are this process's own")
-                    return None
-            return client
-
-        return self._get("redis", build)
+        return self._get("redis", lambda: connect_redis(self.settings.redis_url, optional=self.redis_optional))
 
     @property
     def ledger(self) -> Ledger:
@@ -193,6 +178,26 @@ class Runtime:
                     except Exception:  # closing is best effort
                         log.debug("closing %s failed", name, exc_info=True)
             self._objects.clear()
+
+
+def connect_redis(url: str, *, optional: bool = False):  # noqa: ANN201 - redis.Redis | None
+    """The shared Redis at ``url``; None for a non-Redis URL (the embedded broker),
+    or, when ``optional``, when it does not answer (limits are then this process's own)."""
+    if not url.startswith(REDIS_SCHEMES):
+        return None
+    import redis
+
+    from worker.rate_limits import redis_client
+
+    client = redis_client(url, timeout_s=3)
+    if optional:
+        try:
+            client.ping()
+        except (redis.RedisError, OSError):
+            log.warning("Redis (WRITEBACK_REDIS_URL) does not answer: rate limits are this process's own")
+            client.close()
+            return None
+    return client
 
 
 def _celery_time_limit() -> tuple[type[BaseException], ...]:

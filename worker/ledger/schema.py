@@ -162,6 +162,10 @@ class Run(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The recording's updatedAt as processed (null when unknown, e.g. not found).
+    recording_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_runs_recording_version", "recording_id", "recording_updated_at"),)
 
 
 class Attempt(Base):

@@ -393,8 +393,14 @@ class Ledger:
 
     # -- writes ------------------------------------------------------------ #
 
-    def start_run(self, recording_id: str, *, trigger: str, dry_run: bool = False) -> int:
-        """Open a run (status ``running``) and return its id."""
+    def start_run(
+        self, recording_id: str, *, trigger: str, dry_run: bool = False, recording_updated_at: datetime | None = None
+    ) -> int:
+        """Open a run (status ``running``) and return its id.
+
+        ``recording_updated_at``: the recording's ``updatedAt`` as processed
+        (see :meth:`newest_versions`).
+        """
         _check_str(recording_id, "recording_id")
         _check_str(trigger, "trigger", 32)
         if not isinstance(dry_run, bool):
@@ -409,6 +415,8 @@ class Ledger:
                     reason=None,
                     started_at=utcnow(),
                     finished_at=None,
+                    # Named only when known: a run without it stays writable on a 0002 schema.
+                    **({"recording_updated_at": recording_updated_at} if recording_updated_at else {}),
                 )
             )
             return int(result.inserted_primary_key[0])
@@ -519,6 +527,27 @@ class Ledger:
                     if key[1] in wanted and (key not in best or row.id > best[key][0]):
                         best[key] = (row.id, row.value)
         return {key: value for key, (_, value) in best.items()}
+
+    def newest_versions(self, recording_ids: Sequence[str]) -> dict[str, datetime]:
+        """The newest ``updatedAt`` of each recording that a finished, real (not
+        dry) run processed; recordings never processed are absent."""
+        ids = list(dict.fromkeys(recording_ids))
+        found: dict[str, datetime] = {}
+        with self._read("reading processed versions") as conn:
+            for chunk in _chunks(ids, _IN_CHUNK):
+                stmt = (
+                    select(Run.recording_id, func.max(Run.recording_updated_at))
+                    .where(Run.recording_id.in_(chunk), Run.status != RUNNING, Run.dry_run.is_(False),
+                           Run.recording_updated_at.is_not(None))
+                    .group_by(Run.recording_id)
+                )
+                for recording_id, newest in conn.execute(stmt):
+                    if newest is not None:
+                        # max() keeps the column's type on PostgreSQL; SQLite may hand back text.
+                        if isinstance(newest, str):
+                            newest = datetime.fromisoformat(newest)
+                        found[recording_id] = newest if newest.tzinfo else newest.replace(tzinfo=UTC)
+        return found
 
     def attempts(
         self, recording_id: str | None = None, *, limit: int | None = None
