@@ -49,15 +49,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
+import httpx
 
-from bench.bench_sync import seed  # noqa: E402
-from tests.service import WEBHOOK_SECRET, service_env, service_processes, wait_for, write_config  # noqa: E402
-from worker.ledger import Ledger  # noqa: E402
-from worker.simulators import hubspot, salesforce, siro  # noqa: E402
-from worker.simulators.local import serve_local  # noqa: E402
-from worker.simulators.server import free_port  # noqa: E402
-from worker.simulators.tls import local_tls  # noqa: E402
+from bench.bench_sync import seed
+from tests.service import (
+    WEBHOOK_SECRET,
+    service_env,
+    service_processes,
+    wait_for,
+    write_config,
+)
+from worker.ledger import Ledger
+from worker.simulators import hubspot, salesforce, siro
+from worker.simulators.local import serve_local
+from worker.simulators.server import free_port
+from worker.simulators.tls import local_tls
 
 
 def start_redis(stack: ExitStack, folder: Path) -> str:
@@ -101,21 +107,15 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(len(ordered) * q) - 1)]
 
 
-def vm_hwm_mib(pid: int) -> float | None:
+def peak_rss_mib(pid: int) -> list[float]:
+    """VmHWM of a process and of its children, from /proc (empty where unreadable)."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        kids = [int(k) for k in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        status = [Path(f"/proc/{p}/status").read_text() for p in (pid, *kids)]
     except OSError:
         return []
+    return [int(line.split()[1]) / 1024 for text in status for line in text.splitlines()
+            if line.startswith("VmHWM:")]
 
 
 def finished(ledger: Ledger) -> dict[str, list[dt.datetime]]:
@@ -135,9 +135,13 @@ def poll_pass(local, ledger: Ledger, ids: list[str], count: int, processes) -> d
     done = processes.cli("poll", "--json")
     if done.returncode != 0:
         raise RuntimeError(f"writeback poll exited {done.returncode}: {done.stderr}")
+
+    def all_done() -> dict[str, list[dt.datetime]] | None:
+        runs = finished(ledger)
+        return runs if all(len(runs.get(i, ())) >= count for i in ids) else None
+
     try:
-        runs = wait_for(lambda: (r := finished(ledger)) and all(len(r.get(i, ())) >= count for i in ids) and r,
-                        300, "the poll's runs did not finish", interval=0.05)
+        runs = wait_for(all_done, 300, "the poll's runs did not finish", interval=0.05)
     except AssertionError:
         print(processes.logs(), file=sys.stderr)
         raise
@@ -181,7 +185,7 @@ def webhook_latencies(local, ledger: Ledger, url: str, ids: list[str]) -> dict[s
                 time.sleep(0.001)
             else:
                 raise RuntimeError(f"no CRM write for {rid} within 60 s")
-            ends = wait_for(lambda: finished(ledger).get(rid), 60, f"the run of {rid} did not finish", 0.02)
+            ends = wait_for(lambda rid=rid: finished(ledger).get(rid), 60, f"the run of {rid} did not finish", 0.02)
             result["run"].append(ends[0].timestamp() - wall)
     return result
 
@@ -228,14 +232,14 @@ def main() -> None:
 
         passes = [poll_pass(local, ledger, poll_ids, count, processes) for count in (1, 2)]
         hooks = webhook_latencies(local, ledger, url, hook_ids) if m else {}
-        rss = [(pid, vm_hwm_mib(pid)) for pid in [worker.pid, *children(worker.pid)]]
+        rss = peak_rss_mib(worker.pid)
 
     report(n, m, passes, hooks, rss)
 
 
-def report(n: int, m: int, passes: list[dict], hooks: dict[str, list[float]], rss: list) -> None:
-    print(f"siro-writeback deployed path: 1 worker (--concurrency 2), writeback webhook, private redis-server, "
-          f"SQLite ledger; recordings half Salesforce, half HubSpot, 8 mapped fields each")
+def report(n: int, m: int, passes: list[dict], hooks: dict[str, list[float]], rss: list[float]) -> None:
+    print("siro-writeback deployed path: 1 worker (--concurrency 2), writeback webhook, private redis-server, "
+          "SQLite ledger; recordings half Salesforce, half HubSpot, 8 mapped fields each")
     if hooks:
         print(f"\nWebhook -> CRM write ({m} webhooks, one at a time, after the poll passes)")
         print(f"  {'measured':60} {'n':>3} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
@@ -260,9 +264,9 @@ def report(n: int, m: int, passes: list[dict], hooks: dict[str, list[float]], rs
         print(f"  {label:44} " + " ".join(f"{fmt.format(v):>12}" for v in values))
     for i, p in enumerate(passes):
         print(f"  pass {i + 1} ledger outcomes: {p['outcomes']}")
-    shown = [f"{mib:.1f}" for _, mib in rss if mib is not None]
-    if shown:
-        print(f"\nPeak RSS (VmHWM) MiB: worker main {shown[0]}, pool children {', '.join(shown[1:]) or '-'}")
+    if rss:
+        print(f"\nPeak RSS (VmHWM): worker main {rss[0]:.1f} MiB, pool children "
+              + (", ".join(f"{mib:.1f}" for mib in rss[1:]) or "-") + " MiB")
 
 
 if __name__ == "__main__":

@@ -18,3 +18,7 @@ class ConfigError(WritebackError):
 
 class CredentialError(WritebackError):
     """A credential was rejected (exit code 2)."""
+
+
+class BrokerUnavailable(WritebackError):
+    """The broker did not take a task (the webhook answers 503, the CLI exits 1)."""

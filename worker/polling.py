@@ -38,13 +38,13 @@ touches the watermark.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from worker.settings import PollConfig
-from worker.siro_models import Recording
+from worker.siro_models import Recording, RecordingPage
 
 if TYPE_CHECKING:
     from worker.ledger import Ledger
@@ -164,14 +164,8 @@ def poll_pass(
 
     result = PassResult(watermark=stored)
     order = _OrderTracker()
-    for page in siro.iter_pages(updated_gte=since, page_size=config.page_size, summary=True):
-        recordings = list(page.data)
-        if not recordings:
-            continue
-        result.enqueued += _submit(submit, recordings)
-        result.pages += 1
-        result.recordings += len(recordings)
-        order.see(recordings)
+    pages = siro.iter_pages(updated_gte=since, page_size=config.page_size, summary=True)
+    for _ in _hand_over(pages, submit, result, order):
         if order.ordered and order.newest is not None:
             result.watermark = ledger.advance_watermark(name, order.newest)
     if not order.ordered and order.newest is not None:
@@ -185,6 +179,20 @@ def poll_pass(
         _iso(result.watermark),
     )
     return result
+
+
+def _hand_over(pages: Iterable[RecordingPage], submit: Submit, result: PassResult,
+               order: _OrderTracker) -> Iterator[None]:
+    """Submit each non-empty page, counting it; yields once a page is committed."""
+    for page in pages:
+        recordings = list(page.data)
+        if not recordings:
+            continue
+        result.enqueued += _submit(submit, recordings)
+        result.pages += 1
+        result.recordings += len(recordings)
+        order.see(recordings)
+        yield
 
 
 def backfill(
@@ -209,14 +217,8 @@ def backfill(
             raise ValueError(f"backfill window is empty: until ({_iso(until)}) is not after since ({_iso(since)})")
     result = PassResult()
     order = _OrderTracker()
-    for page in siro.iter_pages(updated_gte=since, updated_lt=until, page_size=page_size, summary=True):
-        recordings = list(page.data)
-        if not recordings:
-            continue
-        result.enqueued += _submit(submit, recordings)
-        result.pages += 1
-        result.recordings += len(recordings)
-        order.see(recordings)
+    pages = siro.iter_pages(updated_gte=since, updated_lt=until, page_size=page_size, summary=True)
+    for _ in _hand_over(pages, submit, result, order):
         if on_page is not None:
             on_page(result.pages, result.recordings)
     result.watermark = order.newest

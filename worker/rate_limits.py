@@ -216,22 +216,6 @@ class RedisRateLimiter:
 class LocalRateLimiter(SlidingWindowRateLimiter):
     """The in-process sliding window, with ``span()`` like ``RedisRateLimiter``'s."""
 
-    def _take(self) -> float:
-        # The parent's loop, returning the entry so that ``span`` moves its own and no other thread's.
-        while True:
-            with self._lock:
-                now = self._clock()
-                while self._sent and self._sent[0] <= now - self.period:
-                    self._sent.popleft()
-                if len(self._sent) < self.limit:
-                    self._sent.append(now)
-                    return now
-                wait = self._sent[0] + self.period - now
-            self._sleep(max(wait, 0.001))
-
-    def acquire(self) -> None:
-        self._take()
-
     @contextmanager
     def span(self) -> Iterator[None]:
         stamp = self._take()

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from worker.errors import ConfigError, WritebackError
+from worker.errors import BrokerUnavailable, ConfigError, WritebackError
 from worker.plan import RecordingReport
 from worker.runtime import Runtime
 from worker.settings import Settings
@@ -52,7 +52,7 @@ class _Pages:
         if self.in_process:
             self.reports.extend(self.rt.pipeline.process(page, dry_run=self.dry_run, trigger=self.trigger))
             return 0
-        from worker.tasks import BrokerUnavailable, enqueue_page
+        from worker.tasks import enqueue_page
 
         try:
             return enqueue_page(page, self.trigger)
@@ -142,7 +142,7 @@ def _failed(args: argparse.Namespace, rt: Runtime) -> int:
 
 
 def _retry(args: argparse.Namespace, rt: Runtime) -> int:
-    from worker.tasks import BrokerUnavailable, enqueue_recording
+    from worker.tasks import enqueue_recording
 
     if args.all:
         ids = [row["recording_id"] for row in rt.ledger.dead_letters()]
@@ -182,14 +182,11 @@ def webhook_app(rt: Runtime):  # noqa: ANN201 - a FastAPI app
             "the webhook app does not start without a secret"
         )
 
-    def enqueue(recording_id: str) -> str:
-        try:
-            return tasks.enqueue_recording(recording_id, trigger="webhook")
-        except tasks.BrokerUnavailable as exc:
-            raise webhook.BrokerUnavailable(str(exc)) from None
-
     return webhook.create_app(
-        secret=rt.settings.webhook_secret.get_secret_value(), enqueue=enqueue, dedupe=rt.dedupe, ready=rt.readiness
+        secret=rt.settings.webhook_secret.get_secret_value(),
+        enqueue=lambda recording_id: tasks.enqueue_recording(recording_id, trigger="webhook"),
+        dedupe=rt.dedupe,
+        ready=rt.readiness,
     )
 
 

@@ -184,6 +184,10 @@ class SlidingWindowRateLimiter:
         self._lock = threading.Lock()
 
     def acquire(self) -> None:
+        self._take()
+
+    def _take(self) -> float:
+        """Wait for a turn; returns the time it was taken (this acquisition's entry)."""
         while True:
             with self._lock:
                 now = self._clock()
@@ -191,9 +195,9 @@ class SlidingWindowRateLimiter:
                     self._sent.popleft()
                 if len(self._sent) < self.limit:
                     self._sent.append(now)
-                    return
+                    return now
                 wait = self._sent[0] + self.period - now
-            log.debug("Siro client pacing: waiting %.3fs for the rate limit", wait)
+            log.debug("pacing: waiting %.3fs for the rate limit", wait)
             self._sleep(max(wait, 0.001))
 
     def __repr__(self) -> str:

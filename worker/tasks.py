@@ -41,6 +41,7 @@ from celery.signals import after_setup_logger, after_setup_task_logger, worker_s
 from kombu.exceptions import KombuError, OperationalError
 
 from worker.celery_app import app
+from worker.errors import BrokerUnavailable
 from worker.ledger import LedgerUnavailable
 from worker.pipeline import AUTH
 from worker.plan import RecordingReport
@@ -54,10 +55,6 @@ RETRIES_EXHAUSTED = "retries_exhausted"
 SIRO_AUTH = "siro_auth"
 _POLL_LOCK_KEY = "writeback:poll:lock"
 _local_poll_lock = threading.Lock()
-
-
-class BrokerUnavailable(Exception):
-    """The broker did not take the message (the webhook answers 503)."""
 
 
 # -- enqueueing ------------------------------------------------------------------
@@ -158,7 +155,12 @@ def poll(self: Task) -> dict[str, Any]:
         if not held:
             log.info("poll: another pass is running; this one is skipped")
             return {"skipped": "another pass is running"}
-        result = poll_pass(rt.siro, rt.ledger, rt.config.poll, lambda page: enqueue_page(page, "poll"))
+        try:
+            result = poll_pass(rt.siro, rt.ledger, rt.config.poll, lambda page: enqueue_page(page, "poll"))
+        except (SiroError, BrokerUnavailable, LedgerUnavailable) as exc:
+            # The next scheduled pass starts again from the watermark: nothing is lost.
+            log.error("poll: the pass stopped (%s); the next pass resumes from the watermark", _one_line(exc))
+            return {"error": _one_line(exc)}
     log.info("poll: %s", result.to_json())
     return result.to_json()
 

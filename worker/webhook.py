@@ -42,6 +42,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from worker.dedupe import Dedupe
+from worker.errors import BrokerUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +56,6 @@ EVENT_TYPES = frozenset({"integrations.recordingProcessed", "integrations.record
 WEBHOOK_PATH = "/webhooks/siro"
 
 Ready = Callable[[], dict[str, str | None]]
-
-
-class BrokerUnavailable(Exception):
-    """``enqueue`` could not hand the task to the broker (answered 503)."""
 
 
 # -- payload ------------------------------------------------------------------
