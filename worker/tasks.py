@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from celery import Task
-from celery.exceptions import Reject, Retry, SoftTimeLimitExceeded
+from celery.exceptions import Reject, Retry, SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.signals import after_setup_logger, after_setup_task_logger, worker_shutdown
 from kombu.exceptions import KombuError, OperationalError
 
@@ -88,7 +88,34 @@ def enqueue_page(recordings: Sequence[Recording], trigger: str = "poll") -> int:
 # -- tasks -------------------------------------------------------------------------
 
 
-@app.task(bind=True, name="worker.tasks.process_recording", max_retries=None)
+class WritebackTask(Task):
+    """Nothing is lost when a task fails in a way our code never sees: the hard
+    time limit (Celery kills the process and acknowledges the message) or an
+    unexpected error. Its recordings go on the dead-letter list."""
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        ids = _recording_ids(args, kwargs)
+        if not ids:
+            return
+        reason = "time_limit" if isinstance(exc, TimeLimitExceeded) else "task_failed"
+        try:
+            _bury(runtime(), ids, reason, exc, str(kwargs.get("trigger") or "unknown"),
+                  attempts=self.request.retries + 1)
+        except Exception:  # the failure itself is already logged by Celery
+            log.exception("could not put %d recording(s) on the dead-letter list", len(ids))
+
+
+def _recording_ids(args: Any, kwargs: Any) -> list[str]:
+    args, kwargs = list(args or ()), dict(kwargs or {})
+    if kwargs.get("recording_id") or (args and isinstance(args[0], str)):
+        return [kwargs.get("recording_id") or args[0]]
+    if kwargs.get("recording_ids"):
+        return [str(i) for i in kwargs["recording_ids"]]
+    page = kwargs.get("recordings") or (args[0] if args and isinstance(args[0], list) else [])
+    return [str(raw["id"]) for raw in page if isinstance(raw, dict) and raw.get("id")]
+
+
+@app.task(bind=True, base=WritebackTask, name="worker.tasks.process_recording", max_retries=None)
 def process_recording(self: Task, recording_id: str, trigger: str = "webhook") -> dict[str, Any]:
     rt = runtime()
     retry = {"recording_id": recording_id, "trigger": trigger}
@@ -107,7 +134,7 @@ def process_recording(self: Task, recording_id: str, trigger: str = "webhook") -
     return _summary(report)
 
 
-@app.task(bind=True, name="worker.tasks.process_page", max_retries=None)
+@app.task(bind=True, base=WritebackTask, name="worker.tasks.process_page", max_retries=None)
 def process_page(
     self: Task,
     recordings: list[dict[str, Any]] | None = None,
