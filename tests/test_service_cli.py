@@ -39,6 +39,7 @@ class Cli:
             processes = ServiceProcesses(processes.folder, {k: v for k, v in merged.items() if v is not None})
         result = processes.cli(*args, timeout=timeout)
         self.outputs += [result.stdout, result.stderr]
+        print(f"$ writeback {' '.join(args)} -> {result.returncode}\n{result.stdout}{result.stderr}")
         assert "Traceback" not in result.stderr, result.stderr
         return result
 
