@@ -94,7 +94,8 @@ def test_backfill_dry_run_then_enqueued_writes_only_the_window_and_leaves_the_wa
     planned = cli("backfill", *window, "--dry-run")
     assert planned.returncode == 0, planned.stderr
     assert "2 recording(s) in 1 page(s)" in planned.stdout, planned.stdout
-    assert "dry run" in planned.stdout
+    assert "planned (dry run): 4 planned" in planned.stdout, planned.stdout
+    assert all(backfill_runs(world, rid) == [] for rid in stamps)
     assert world.hubspot.requests_to("POST", "batch/update") == []
     assert all(world.hubspot.get_record("deals", deal)["amount"] == "1000" for deal in deals.values())
     assert world.ledger.watermark("poll") == mark
@@ -257,7 +258,7 @@ def test_webhook_without_a_secret_does_not_start_and_ready_reports_the_broker(wo
     assert ready.returncode == 0, (ready.stdout, ready.stderr)
     not_ready = cli("ready", env={"WRITEBACK_BROKER_URL": DEAD_BROKER})
     assert not_ready.returncode == 1, (not_ready.stdout, not_ready.stderr)
-    assert "broker" in not_ready.stdout
+    assert "broker: unreachable" in not_ready.stdout and "database: ok" in not_ready.stdout
     cli.assert_no_secrets()
 
 
