@@ -36,7 +36,7 @@ from connectors.base import (
 )
 from worker import coercion
 from worker.connector_pool import ConnectorPool
-from worker.ledger import Ledger, LedgerUnavailable, OutcomeRow
+from worker.ledger import IntentRow, Ledger, LedgerUnavailable, OutcomeRow
 from worker.outcomes import Outcome
 from worker.plan import FieldReport, FieldWrite, RecordingReport, RecordUpdate, WritePlan, status_of
 from worker.resolver import resolve
@@ -263,9 +263,9 @@ class Pipeline:
             _fail_all(pending, exc)
             return
         current = _CurrentValues(states)
-        last_written: dict[tuple[str, str], Any] = {}
+        ours: dict[tuple[str, str], list[Any]] = {}
         if self.ledger is not None and any(item.write.policy == "protect_edits" for item in pending):
-            last_written = self.ledger.last_written(batch.connection.display_name, batch.object, record_ids, field_names)
+            ours = self.ledger.our_values(batch.connection.display_name, batch.object, record_ids, field_names)
 
         # Level by level, controllers before the fields whose options they
         # decide: a dependent field knows what its controller will hold.
@@ -290,7 +290,7 @@ class Pipeline:
                 if item.done:
                     continue
                 winners[(item.update.record_id, item.name.casefold())] = item
-                verdict = _diff(item, last_written)
+                verdict = _diff(item, ours)
                 if verdict is not None:
                     item.decide(*verdict)
                 elif dry_run:
@@ -308,6 +308,24 @@ class Pipeline:
         size = max(1, connector.write_batch_size)
         for start in range(0, len(writes), size):
             chunk = writes[start : start + size]
+            if self.ledger is not None:
+                # Before the CRM can accept anything: a worker killed between its
+                # answer and ``_record`` leaves no written attempt, and without
+                # the intent protect_edits would take our value for a person's edit.
+                self.ledger.record_intents(
+                    [
+                        IntentRow(
+                            connection=batch.connection.display_name,
+                            object=batch.object,
+                            record_id=write.record_id,
+                            field=name,
+                            value=coercion.to_json(item.value),
+                            recording_id=item.update.recording_id,
+                        )
+                        for write in chunk
+                        for name, item in to_send[write.record_id].items()
+                    ]
+                )
             results, failure = self._write_chunk(connector, batch.object, chunk)
             for write in chunk:
                 result = results.get(write.record_id)
@@ -614,8 +632,13 @@ def _timestamp(recording: Recording) -> float:
     return moment.timestamp() if moment else float("-inf")
 
 
-def _diff(item: _Field, last_written: dict[tuple[str, str], Any]) -> tuple[Outcome, str | None] | None:
-    """The outcome decided by comparing with the CRM, or None to write."""
+def _diff(item: _Field, ours: dict[tuple[str, str], list[Any]]) -> tuple[Outcome, str | None] | None:
+    """The outcome decided by comparing with the CRM, or None to write.
+
+    ``ours`` (``Ledger.our_values``): per (record, folded field), the values the
+    CRM may hold because we sent them: the last written one and those sent
+    since without a recorded outcome (a worker killed after the CRM accepted).
+    """
     assert item.schema is not None
     if coercion.same_value(item.previous, item.value, item.schema):
         return Outcome.UNCHANGED, None
@@ -624,13 +647,14 @@ def _diff(item: _Field, last_written: dict[tuple[str, str], Any]) -> tuple[Outco
         return Outcome.SKIPPED_POLICY, "fill_empty: the CRM field already has a value"
     if policy == "protect_edits":
         key = (item.update.record_id, item.name.casefold())
-        if key not in last_written:
+        if key not in ours:
             if not coercion.is_empty(item.previous):
                 return Outcome.SKIPPED_POLICY, "edited: the CRM field has a value we did not write"
-        else:
-            ours = coercion.parse_current(last_written[key], item.schema)
-            if not coercion.same_value(item.previous, ours, item.schema):
-                return Outcome.SKIPPED_POLICY, "edited: the CRM field changed since our last write"
+        elif not any(
+            coercion.same_value(item.previous, coercion.parse_current(value, item.schema), item.schema)
+            for value in ours[key]
+        ):
+            return Outcome.SKIPPED_POLICY, "edited: the CRM field changed since our last write"
     return None
 
 

@@ -1,6 +1,6 @@
 """Ledger tables (SQLAlchemy 2 declarative).
 
-Four tables:
+Five tables:
 
 ``runs``
     One row per pipeline run of one recording (a ``writeback sync``, a webhook
@@ -26,6 +26,15 @@ Four tables:
     Named high-water marks (``poll``): the newest ``updatedAt`` a polling
     pass has fully handed over. :meth:`Ledger.advance_watermark` only ever
     moves ``value`` forwards; ``updated_at`` is when it was last advanced.
+
+``write_intents`` (revision 0004)
+    One row per field a worker is about to send, written just before the CRM
+    write call (:meth:`Ledger.record_intents`): the value we may have put in
+    the CRM even when the worker dies before its attempt is recorded.
+    :meth:`Ledger.our_values` counts it as ours for ``protect_edits``;
+    :meth:`Ledger.record` deletes a field's intents when it records a
+    ``written`` attempt of that field, so the table holds only the few sends
+    whose outcome never became a ``written`` row.
 
 The schema is owned by the Alembic migrations in ``migrations/versions``; these
 classes describe it for queries, and ``tests/test_ledger.py`` checks that the
@@ -60,6 +69,7 @@ __all__ = [
     "Run",
     "UTCDateTime",
     "Watermark",
+    "WriteIntent",
     "metadata",
     "utcnow",
 ]
@@ -214,3 +224,19 @@ class Watermark(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WriteIntent(Base):
+    __tablename__ = "write_intents"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    connection: Mapped[str] = mapped_column(String(255))
+    object: Mapped[str] = mapped_column(String(255))
+    record_id: Mapped[str] = mapped_column(String(255))
+    field: Mapped[str] = mapped_column(String(255))
+    # The canonical JSON value about to be sent (null: a write_nulls clear).
+    value: Mapped[Any] = mapped_column(JSONValue(), nullable=True)
+    recording_id: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_write_intents_target", "connection", "object", "record_id", "field"),)

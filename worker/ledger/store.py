@@ -8,6 +8,12 @@
   connection, and SQLAlchemy emits the transactions' ``BEGIN`` itself (writes
   use ``BEGIN IMMEDIATE``), so several worker processes can write one file.
 
+Before each CRM write call the pipeline records its *intents*
+(:meth:`Ledger.record_intents`): the values it is about to send. A worker
+killed between the CRM's accepting a write and :meth:`Ledger.record` leaves
+no ``written`` attempt, but the intent still says the CRM's value is ours;
+:meth:`Ledger.our_values` gives ``protect_edits`` both.
+
 Besides runs and attempts it keeps the dead-letter list
 (:meth:`Ledger.add_dead_letter`, :meth:`~Ledger.dead_letters`,
 :meth:`~Ledger.dead_letter`, :meth:`~Ledger.remove_dead_letter`) and named
@@ -46,12 +52,13 @@ from sqlalchemy.engine import URL, Connection, make_url
 
 from worker.errors import WritebackError
 
-from .schema import Attempt, DeadLetter, Run, Watermark, utcnow
+from .schema import Attempt, DeadLetter, Run, Watermark, WriteIntent, utcnow
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "OUTCOMES",
     "RUN_STATUSES",
+    "IntentRow",
     "Ledger",
     "LedgerError",
     "LedgerUnavailable",
@@ -136,6 +143,27 @@ class OutcomeRow:
                 raise TypeError(f"OutcomeRow.{name} must be a str or None, got {v!r}")
         if self.outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {self.outcome!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class IntentRow:
+    """A field value about to be sent to the CRM (see :meth:`Ledger.record_intents`).
+
+    ``value`` is the canonical JSON value, as an :class:`OutcomeRow` of the
+    same write would carry it.
+    """
+
+    connection: str
+    object: str
+    record_id: str
+    field: str
+    value: Any
+    recording_id: str
+
+    def __post_init__(self) -> None:
+        for name in ("connection", "object", "record_id", "field", "recording_id"):
+            _check_str(getattr(self, name), f"IntentRow.{name}")
+        _check_json(self.value, "IntentRow.value")
 
 
 # --------------------------------------------------------------------------- #
@@ -298,6 +326,7 @@ class Ledger:
             ) from None
         self._writer = self._engine.execution_options(ledger_sqlite_begin="IMMEDIATE")
         self._pid = os.getpid()
+        self._intents_table = False  # known to exist (revision 0004); see _has_intents
 
     @classmethod
     def open(cls, url: str | URL, **engine_options: Any) -> Ledger:
@@ -391,6 +420,19 @@ class Ledger:
             ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
             return ctx.get_current_revision()
 
+    def _has_intents(self, conn: Connection) -> bool:
+        """Whether the database has ``write_intents`` (revision 0004).
+
+        A database not yet migrated that far still takes runs and attempts,
+        without intents. Only a yes is remembered: a migration (maybe by
+        another process) can add the table at any time.
+        """
+        if not self._intents_table:
+            from sqlalchemy import inspect
+
+            self._intents_table = inspect(conn).has_table(WriteIntent.__tablename__)
+        return self._intents_table
+
     # -- writes ------------------------------------------------------------ #
 
     def start_run(
@@ -454,6 +496,12 @@ class Ledger:
             }
             for r in rows
         ]
+        # Fields that get a written attempt: their intents are settled (below).
+        written: dict[tuple[str, str], dict[str, set[str]]] = {}
+        for r in rows:
+            if r.outcome == "written" and r.connection and r.object and r.record_id and r.field:
+                fields = written.setdefault((r.connection, r.object), {}).setdefault(r.record_id, set())
+                fields.add(r.field.lower())
         with self._write("recording attempts") as conn:
             owner = conn.execute(select(Run.recording_id).where(Run.id == run_id)).scalar()
             if owner is None:
@@ -463,6 +511,72 @@ class Ledger:
                     f"run {run_id} belongs to recording {owner!r}, not {recording_id!r}"
                 )
             conn.execute(insert(Attempt), params)
+            if written and self._has_intents(conn):
+                self._settle_intents(conn, written)
+
+    def _settle_intents(self, conn: Connection, written: dict[tuple[str, str], dict[str, set[str]]]) -> None:
+        """Delete the intents of fields that a newer ``written`` attempt replaces.
+
+        Same transaction as the attempts: every intent left in the table was
+        inserted after the newest ``written`` attempt of its field, so
+        :meth:`our_values` never needs an older one. Only ``written`` settles:
+        an ``unchanged`` attempt is what a redelivered task records after a
+        crash (the CRM already holds the value we sent and never recorded), and
+        the intent is then the only evidence that the value is ours.
+        """
+        for (connection, object), targets in written.items():
+            ids = list(targets)
+            for chunk in _chunks(ids, _IN_CHUNK):
+                stmt = select(WriteIntent.id, WriteIntent.record_id, WriteIntent.field).where(
+                    WriteIntent.connection == connection,
+                    WriteIntent.object == object,
+                    WriteIntent.record_id.in_(chunk),
+                )
+                # Fields compare case-insensitively, folded here (SQLite's lower() is ASCII-only).
+                stale = [
+                    row.id for row in conn.execute(stmt) if row.field.lower() in targets.get(row.record_id, ())
+                ]
+                for ids_chunk in _chunks(stale, _IN_CHUNK):
+                    conn.execute(delete(WriteIntent).where(WriteIntent.id.in_(ids_chunk)))
+
+    def record_intents(self, rows: Sequence[IntentRow]) -> None:
+        """Store the values about to be sent to the CRM, all or nothing.
+
+        Called just before each CRM write call (never for dry runs), so that a
+        value the CRM accepted is known to be ours even if the worker dies
+        before :meth:`record` stores its attempt. See :meth:`our_values`.
+        """
+        rows = list(rows)
+        for i, row in enumerate(rows):
+            if not isinstance(row, IntentRow):
+                raise TypeError(f"rows[{i}] is not an IntentRow")
+        if not rows:
+            return
+        now = utcnow()
+        params = [
+            {
+                "connection": r.connection,
+                "object": r.object,
+                "record_id": r.record_id,
+                "field": r.field,
+                "value": r.value,
+                "recording_id": r.recording_id,
+                "created_at": now,
+            }
+            for r in rows
+        ]
+        with self._write("recording write intents") as conn:
+            if not self._has_intents(conn):
+                log.warning("ledger %s predates write intents: run migrate()", self.display_url)
+                return
+            conn.execute(insert(WriteIntent), params)
+
+    def intents(self) -> list[dict[str, Any]]:
+        """Every stored intent, newest first. Keys: id, connection, object,
+        record_id, field, value, recording_id, created_at (aware UTC)."""
+        stmt = select(*WriteIntent.__table__.c).order_by(WriteIntent.id.desc())
+        with self._read("reading write intents") as conn:
+            return [dict(row._mapping) for row in conn.execute(stmt)]
 
     def finish_run(self, run_id: int, status: str, reason: str | None = None) -> None:
         """Close a run with ``ok``/``partial``/``skipped``/``failed`` (again: overwrites)."""
@@ -501,32 +615,101 @@ class Ledger:
         ids = list(dict.fromkeys(record_ids))
         if not wanted or not ids:
             return {}
-        best: dict[tuple[str, str], tuple[int, Any]] = {}
+        best: dict[tuple[str, str], tuple[int, datetime, Any]] = {}
         with self._read("reading last written values") as conn:
             for chunk in _chunks(ids, _IN_CHUNK):
-                scope = [
-                    Attempt.connection == connection,
-                    Attempt.object.is_(None) if object is None else Attempt.object == object,
-                    Attempt.record_id.in_(chunk),
-                    Attempt.outcome == "written",
-                ]
-                # Newest written attempt per record and stored field spelling;
-                # case folding happens here in Python (SQLite's lower() is
-                # ASCII-only), over a handful of rows per record.
-                newest = (
-                    select(func.max(Attempt.id).label("id"))
-                    .where(*scope)
-                    .group_by(Attempt.record_id, Attempt.field)
-                    .subquery()
-                )
-                stmt = select(Attempt.id, Attempt.record_id, Attempt.field, Attempt.value).join(
-                    newest, Attempt.id == newest.c.id
-                )
-                for row in conn.execute(stmt):
-                    key = (row.record_id, row.field.lower())
-                    if key[1] in wanted and (key not in best or row.id > best[key][0]):
-                        best[key] = (row.id, row.value)
-        return {key: value for key, (_, value) in best.items()}
+                self._newest_written(conn, connection, object, chunk, wanted, best)
+        return {key: value for key, (_, _, value) in best.items()}
+
+    def our_values(
+        self,
+        connection: str,
+        object: str | None,
+        record_ids: Sequence[str],
+        fields: Sequence[str],
+    ) -> dict[tuple[str, str], list[Any]]:
+        """The values each field may hold because we put them there, for ``protect_edits``.
+
+        For every ``(record_id, field.lower())`` (keys as :meth:`last_written`):
+        the value of the newest ``written`` attempt (when there is one) first,
+        then the values of the intents recorded since that attempt (by
+        ``created_at``), oldest first: sends whose attempt was never recorded
+        (the worker died after the CRM accepted them) or not yet recorded.
+        Pairs with neither are absent: we never wrote them.
+        """
+        wanted = {f.lower() for f in fields}
+        ids = list(dict.fromkeys(record_ids))
+        if not wanted or not ids:
+            return {}
+        best: dict[tuple[str, str], tuple[int, datetime, Any]] = {}
+        pending: dict[tuple[str, str], list[tuple[int, datetime, Any]]] = {}
+        with self._read("reading our values") as conn:
+            for chunk in _chunks(ids, _IN_CHUNK):
+                # Intents first: one that a concurrent ``record`` settles
+                # between the two reads then shows up as the written attempt.
+                if object is not None and self._has_intents(conn):
+                    stmt = select(
+                        WriteIntent.id, WriteIntent.record_id, WriteIntent.field, WriteIntent.value,
+                        WriteIntent.created_at,
+                    ).where(
+                        WriteIntent.connection == connection,
+                        WriteIntent.object == object,
+                        WriteIntent.record_id.in_(chunk),
+                    )
+                    for row in conn.execute(stmt):
+                        key = (row.record_id, row.field.lower())
+                        if key[1] in wanted:
+                            pending.setdefault(key, []).append((row.id, row.created_at, row.value))
+                self._newest_written(conn, connection, object, chunk, wanted, best)
+        found: dict[tuple[str, str], list[Any]] = {}
+        for key in best.keys() | pending.keys():
+            values = []
+            since = None
+            if key in best:
+                _, since, value = best[key]
+                values.append(value)
+            # ``record`` deletes the intents a written attempt replaces; the
+            # time check also drops those that a worker without intents
+            # (before revision 0004) left when it wrote the field.
+            values.extend(
+                value for _, at, value in sorted(pending.get(key, ()), key=lambda item: item[0])
+                if since is None or at >= since
+            )
+            found[key] = values
+        return found
+
+    @staticmethod
+    def _newest_written(
+        conn: Connection,
+        connection: str,
+        object: str | None,
+        record_ids: Sequence[str],
+        wanted: set[str],
+        best: dict[tuple[str, str], tuple[int, datetime, Any]],
+    ) -> None:
+        """Into ``best``: (id, created_at, value) of the newest written attempt per wanted field."""
+        scope = [
+            Attempt.connection == connection,
+            Attempt.object.is_(None) if object is None else Attempt.object == object,
+            Attempt.record_id.in_(record_ids),
+            Attempt.outcome == "written",
+        ]
+        # Newest written attempt per record and stored field spelling;
+        # case folding happens here in Python (SQLite's lower() is
+        # ASCII-only), over a handful of rows per record.
+        newest = (
+            select(func.max(Attempt.id).label("id"))
+            .where(*scope)
+            .group_by(Attempt.record_id, Attempt.field)
+            .subquery()
+        )
+        stmt = select(Attempt.id, Attempt.record_id, Attempt.field, Attempt.value, Attempt.created_at).join(
+            newest, Attempt.id == newest.c.id
+        )
+        for row in conn.execute(stmt):
+            key = (row.record_id, row.field.lower())
+            if key[1] in wanted and (key not in best or row.id > best[key][0]):
+                best[key] = (row.id, row.created_at, row.value)
 
     def newest_versions(self, recording_ids: Sequence[str]) -> dict[str, datetime]:
         """The newest ``updatedAt`` of each recording that a finished, real (not
