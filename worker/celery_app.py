@@ -16,10 +16,12 @@ delivered twice.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from celery import Celery
 
+from worker.errors import ConfigError
 from worker.settings import Settings, load_settings
 
 POLL_SCHEDULE = "poll"
@@ -73,7 +75,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 def _from_environment() -> dict[str, Any]:
-    return celery_config(load_settings())
+    try:
+        return celery_config(load_settings())
+    except ConfigError as exc:
+        # `celery -A worker ...` with a broken config: one line and exit 2, as the CLI does.
+        print(f"writeback: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 app.add_defaults(_from_environment)
