@@ -38,3 +38,30 @@ def test_a_task_killed_by_its_hard_time_limit_goes_on_the_dead_letter_list(tmp_p
         "rec-c": ("task_failed", "unknown"),
     }
     assert "TimeLimitExceeded" in error
+
+
+def test_a_request_siro_will_never_accept_goes_on_the_dead_letter_list(tmp_path, siro_server, hubspot_url):
+    from pydantic import SecretStr
+
+    from worker.settings import parse_config
+    from worker.simulators.hubspot import DEFAULT_TOKEN
+
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    config = parse_config({"connections": [{"connector": "hubspot", "api_url": hubspot_url,
+                                            "access_token": DEFAULT_TOKEN}]}, env={})
+    rt = Runtime(Settings(siro_api_url=siro_server.url, siro_api_token=SecretStr(siro_server.token),
+                          database_url=url, broker_url="memory://", config=config))
+    siro_server.state.fail_next(400, body={"error": "bad_request", "message": "recording id is malformed"})
+    use_runtime(rt)
+    try:
+        # Run in this process (no broker): the task's own code, its retry and failure handling.
+        result = process_recording.apply(args=["rec-bad"], kwargs={"trigger": "webhook"})
+    finally:
+        use_runtime(None)
+        rt.close()
+
+    assert result.result == {"recordingId": "rec-bad", "status": "failed", "reason": "siro_error"}
+    with Ledger.open(url) as ledger:
+        letter = ledger.dead_letter("rec-bad")
+    assert (letter["reason"], letter["attempts"]) == ("siro_error", 1)
+    assert "400" in letter["error"]

@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 RETRIES_EXHAUSTED = "retries_exhausted"
 SIRO_AUTH = "siro_auth"
+SIRO_ERROR = "siro_error"
 _POLL_LOCK_KEY = "writeback:poll:lock"
 _local_poll_lock = threading.Lock()
 
@@ -127,9 +128,9 @@ def process_recording(self: Task, recording_id: str, trigger: str = "webhook") -
     except (SiroUnavailable, LedgerUnavailable, SoftTimeLimitExceeded) as exc:
         _again(self, rt, [recording_id], exc, getattr(exc, "retry_after", None), trigger, retry)
         return {"recordingId": recording_id, "status": "failed", "reason": RETRIES_EXHAUSTED}
-    except SiroError as exc:  # a 4xx that retrying will not change
-        log.error("recording %s: %s", recording_id, exc)
-        return {"recordingId": recording_id, "status": "failed", "reason": f"siro: {exc}"}
+    except SiroError as exc:  # a 4xx or an unusable answer that retrying will not change: keep it visible
+        _bury(rt, [recording_id], SIRO_ERROR, exc, trigger, attempts=self.request.retries + 1)
+        return {"recordingId": recording_id, "status": "failed", "reason": SIRO_ERROR}
     _settle(self, rt, [report], trigger, lambda ids: retry)
     return _summary(report)
 
