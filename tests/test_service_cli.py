@@ -225,6 +225,24 @@ def test_poll_in_process_needs_no_broker_and_a_second_run_writes_nothing(world: 
     cli.assert_no_secrets()
 
 
+def test_poll_in_process_puts_what_failed_transiently_on_the_dead_letter_list(world_factory) -> None:
+    """No worker retries a page run here and the watermark moves on: nothing may be left behind."""
+    world = world_factory(retry={"max_retries": 1, "base_s": 0.05, "max_s": 0.1})
+    cli = Cli(world)
+    deal = world.deal_recording("rec-ip-503", 4321)
+    world.hubspot.fail_next(503, times=1000, path_contains="batch/update")
+
+    result = cli("poll", "--in-process", "--json", env={"WRITEBACK_BROKER_URL": DEAD_BROKER})
+
+    assert result.returncode == 1
+    assert [(row["recording_id"], row["reason"]) for row in cli.failed()] == [("rec-ip-503", "retries_exhausted")]
+    world.hubspot.clear_faults()
+    world.processes.start_worker()
+    assert cli("retry", "--all").returncode == 0
+    wait_for(lambda: world.hubspot.get_record("deals", deal)["amount"] == "4321", 60, "the retry did not write")
+    cli.assert_no_secrets()
+
+
 def test_poll_with_a_dead_broker_exits_1_and_keeps_the_watermark(world_factory) -> None:
     world = world_factory()
     cli = Cli(world)

@@ -163,6 +163,22 @@ def test_a_worker_killed_mid_task_is_redelivered_and_writes_nothing_twice(world:
     assert world.outcomes("rec-kill") == {"amount": "unchanged", "dealstage": "unchanged"}
 
 
+def test_two_events_for_one_recording_at_once_write_each_field_once(world: World) -> None:
+    """Siro sends recordingProcessed and recordingLinked for one change: two tasks, one write."""
+    deal = world.deal_recording("rec-twice", 31337)
+    world.hubspot.hold_answers("batch/read", 1.0, times=2)  # both tasks would read before either writes
+    world.processes.start_worker(concurrency=2)
+    url = world.processes.start_webhook()
+    processed = world.siro.webhook_payload("rec-twice")
+    linked = {**processed, "eventType": "integrations.recordingLinked"}
+
+    assert [post(url, processed).status_code, post(url, linked).status_code] == [202, 202]
+
+    world.wait_for_runs(["rec-twice"], count=2, timeout=90)
+    assert world.applied_writes() == Counter({(deal, "amount"): 1, (deal, "dealstage"): 1})
+    assert world.hubspot.get_record("deals", deal)["amount"] == "31337"
+
+
 def test_crm_outage_and_rate_limit_every_field_lands_once_within_the_rate(world_factory) -> None:
     world = world_factory(connection={"rate_limit": {"requests": RATE, "per_s": 1.0}})
     ids = [f"rec-r{i}" for i in range(6)]

@@ -47,7 +47,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "unacked_restore_interval": max(1, min(10, int(config.visibility_timeout_s / 6))),
             "unacked_restore_throttle": 1,
             "socket_connect_timeout": 3,
-            "socket_timeout": 10,
+            "socket_timeout": 5,
         },
         "task_publish_retry": False,
         "task_serializer": "json",

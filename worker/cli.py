@@ -123,7 +123,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except SiroAuthError as exc:
         print(f"writeback: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except WritebackError as exc:
+    except (WritebackError, SiroError) as exc:  # Siro down for a poll or backfill, the ledger, the broker
         print(f"writeback: {exc}", file=sys.stderr)
         return EXIT_FAILED
     parser.error(f"unknown command {args.command}")

@@ -125,9 +125,12 @@ class Pipeline:
     """Runs recordings through the stages; holds no state between calls but the
     connectors' schema caches, so any worker can process any recording."""
 
-    # Unexpected errors in a batch that may pass on a later try (a worker adds
-    # Celery's soft time limit): the fields fail but are marked for a retry.
+    # Unexpected errors in a batch that may pass on a later try: the fields
+    # fail but are marked for a retry.
     transient_errors: tuple[type[BaseException], ...] = (LedgerUnavailable,)
+    # Errors that end the whole run at once (a worker's soft time limit): the
+    # task retries it; what was already written is ``unchanged`` next time.
+    interrupts: tuple[type[BaseException], ...] = ()
 
     def __init__(
         self,
@@ -179,6 +182,8 @@ class Pipeline:
             try:
                 self._run_batch(batch, [item for _, item in fields], dry_run=dry_run)
             except Exception as exc:  # a bug or a ledger outage must not lose what was already written
+                if isinstance(exc, self.interrupts):
+                    raise
                 log.exception("writing %s of connection %s failed", batch.object, batch.connection.display_name)
                 for _, item in fields:
                     if not item.done:
@@ -420,7 +425,7 @@ class Pipeline:
         done = self.ledger.newest_versions([recording.id for recording in stamped])
         return {
             recording.id: f"stale: a newer version of this recording (updatedAt {done[recording.id].isoformat()}) "
-            "was already written"
+            "was already processed"
             for recording in stamped
             if recording.id in done and recording.updated_at < done[recording.id]
         }

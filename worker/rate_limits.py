@@ -516,9 +516,10 @@ def _limits(value: Any) -> dict[str, Any]:
 
 
 def gate_for(connection: ConnectionConfig, connector_cls: type[Connector],
-             client: redis.Redis | None) -> RequestGate | NoGate:
+             client: redis.Redis | None, *, max_wait_s: float = DEFAULT_MAX_WAIT_S) -> RequestGate | NoGate:
     """The gate of one connection: the connector's ``default_rate_limit`` overridden key by key by
-    ``[connections.rate_limit]``. Shared through Redis when ``client`` is given, in-process otherwise."""
+    ``[connections.rate_limit]``. Shared through Redis when ``client`` is given, in-process otherwise.
+    ``max_wait_s``: the longest wait for a turn (a worker keeps it under its task's soft time limit)."""
     name = connection.display_name
     merged = _limits(getattr(connector_cls, "default_rate_limit", None))
     merged.update(_limits(connection.rate_limit))
@@ -536,9 +537,9 @@ def gate_for(connection: ConnectionConfig, connector_cls: type[Connector],
     usage: DailyUsage | None = None
     if client is not None:
         if requests is not None:
-            rate = RedisRateLimiter(client, f"{base}:requests", int(requests), float(per_s))
+            rate = RedisRateLimiter(client, f"{base}:requests", int(requests), float(per_s), max_wait_s=max_wait_s)
         if concurrency is not None:
-            slots = RedisConcurrencyLimiter(client, f"{base}:concurrency", int(concurrency))
+            slots = RedisConcurrencyLimiter(client, f"{base}:concurrency", int(concurrency), max_wait_s=max_wait_s)
         if daily_share is not None:
             usage = RedisDailyUsage(client, f"{base}:daily")
     else:

@@ -21,7 +21,7 @@ from typing import Any
 
 from worker.connector_pool import ConnectorPool
 from worker.errors import ConfigError
-from worker.ledger import Ledger, LedgerError
+from worker.ledger import Ledger, LedgerError, LedgerUnavailable
 from worker.pipeline import Pipeline
 from worker.retry import RetryPolicy
 from worker.settings import Settings, load_settings
@@ -36,12 +36,15 @@ IN_TASK_RETRY_MAX_S = 5.0
 
 
 class Runtime:
-    def __init__(self, settings: Settings, *, redis_optional: bool = False) -> None:
+    def __init__(self, settings: Settings, *, redis_optional: bool = False, in_task: bool = True) -> None:
         """``redis_optional``: without an answering Redis, fall back to in-process
-        rate limits (a CLI run on a machine without the service)."""
+        rate limits (a CLI run on a machine without the service). ``in_task``:
+        the pipeline makes a few quick retries and leaves longer waits to
+        Celery; else (the CLI) it retries as ``[retry]`` says, in-process."""
         self.settings = settings
         self.redis_optional = redis_optional
-        self.transient_errors: tuple[type[BaseException], ...] = _celery_time_limit()
+        self.in_task = in_task
+        self.interrupts: tuple[type[BaseException], ...] = _celery_time_limit()
         self._lock = threading.RLock()
         self._pid = os.getpid()
         self._objects: dict[str, Any] = {}
@@ -78,6 +81,8 @@ class Runtime:
         def build() -> Ledger:
             try:
                 return Ledger.open(self.settings.database_url)
+            except LedgerUnavailable:
+                raise  # the database is down for now: a task retries later
             except LedgerError as exc:
                 raise ConfigError(f"WRITEBACK_DATABASE_URL: cannot open the ledger: {exc}") from None
 
@@ -109,7 +114,11 @@ class Runtime:
             from worker.rate_limits import gate_for
 
             client = self.redis
-            return ConnectorPool(self.config, gate_factory=lambda connection, cls: gate_for(connection, cls, client))
+            # A wait for a turn ends (as a transient failure, retried later) before the task's soft time limit.
+            wait = max(1.0, self.config.worker.soft_time_limit_s / 2)
+            return ConnectorPool(
+                self.config, gate_factory=lambda connection, cls: gate_for(connection, cls, client, max_wait_s=wait)
+            )
 
         return self._get("connectors", build)
 
@@ -125,8 +134,13 @@ class Runtime:
                 base_s=min(retry.base_s, 1.0),
                 max_s=min(retry.max_s, IN_TASK_RETRY_MAX_S),
             )
-            pipeline = Pipeline(self.config, connectors=self.connectors, siro=self.siro, ledger=self.ledger, retry=in_task)
-            pipeline.transient_errors = (*pipeline.transient_errors, *self.transient_errors)
+            retry_policy = in_task if self.in_task else RetryPolicy(
+                max_retries=retry.max_retries, base_s=retry.base_s, max_s=retry.max_s
+            )
+            pipeline = Pipeline(
+                self.config, connectors=self.connectors, siro=self.siro, ledger=self.ledger, retry=retry_policy
+            )
+            pipeline.interrupts = self.interrupts
             return pipeline
 
         return self._get("pipeline", build)

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from worker.errors import BrokerUnavailable, ConfigError, WritebackError
+from worker.pipeline import AUTH
 from worker.plan import RecordingReport
 from worker.runtime import Runtime
 from worker.settings import Settings
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from worker.celery_app import configure
 
     configure(settings)
-    rt = Runtime(settings, redis_optional=args.command in ("poll", "backfill"))
+    rt = Runtime(settings, redis_optional=args.command in ("poll", "backfill"), in_task=False)
     try:
         return _COMMANDS[args.command](args, rt)
     finally:
@@ -50,7 +51,10 @@ class _Pages:
 
     def __call__(self, page: Sequence[Recording]) -> int:
         if self.in_process:
-            self.reports.extend(self.rt.pipeline.process(page, dry_run=self.dry_run, trigger=self.trigger))
+            reports = self.rt.pipeline.process(page, dry_run=self.dry_run, trigger=self.trigger)
+            self.reports.extend(reports)
+            if not self.dry_run:
+                self._dead_letter(reports)
             return 0
         from worker.tasks import enqueue_page
 
@@ -61,6 +65,17 @@ class _Pages:
                 f"{exc} (WRITEBACK_BROKER_URL); the watermark stays at the last page enqueued. "
                 "--in-process runs the pages here"
             ) from None
+
+    def _dead_letter(self, reports: Sequence[RecordingReport]) -> None:
+        """No worker will retry a page run here, and the watermark moves on:
+        what failed for a reason that may pass goes on the dead-letter list."""
+        for report in reports:
+            if report.reason == AUTH or report.transient:
+                reason = AUTH if report.reason == AUTH else "retries_exhausted"
+                errors = sorted({line.reason for line in report.fields if line.outcome == "failed" and line.reason})
+                self.rt.ledger.add_dead_letter(report.recording_id, reason=reason,
+                                               error="; ".join(errors)[:500] or reason, trigger=self.trigger,
+                                               attempts=1)
 
     def summary(self) -> str:
         tally: dict[str, int] = {}
@@ -154,12 +169,17 @@ def _retry(args: argparse.Namespace, rt: Runtime) -> int:
         if rt.ledger.dead_letter(args.recording_id) is None:
             print(f"note: {args.recording_id} is not on the dead-letter list; enqueueing it anyway", file=sys.stderr)
     for recording_id in ids:
+        # Off the list before a worker can fail it again (and put it back), so
+        # that a new failure is never erased; back on it if the broker refuses.
+        row = rt.ledger.dead_letter(recording_id)
+        rt.ledger.remove_dead_letter(recording_id)
         try:
             task_id = enqueue_recording(recording_id, trigger="retry")
         except BrokerUnavailable as exc:
+            if row is not None:
+                rt.ledger.add_dead_letter(recording_id, reason=row["reason"], error=row["error"],
+                                          trigger=row["trigger"], attempts=row["attempts"])
             raise WritebackError(f"{exc} (WRITEBACK_BROKER_URL)") from None
-        # Off the list once a worker has it; a new failure puts it back.
-        rt.ledger.remove_dead_letter(recording_id)
         print(f"{recording_id}: enqueued (task {task_id})")
     return EXIT_OK
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 RETRIES_EXHAUSTED = "retries_exhausted"
 SIRO_AUTH = "siro_auth"
 SIRO_ERROR = "siro_error"
+STALE = "stale"  # the pipeline's reason for an older snapshot of a recording already written
 _POLL_LOCK_KEY = "writeback:poll:lock"
 _local_poll_lock = threading.Lock()
 
@@ -99,11 +101,16 @@ class WritebackTask(Task):
         if not ids:
             return
         reason = "time_limit" if isinstance(exc, TimeLimitExceeded) else "task_failed"
+        rt = runtime()
         try:
-            _bury(runtime(), ids, reason, exc, str(kwargs.get("trigger") or "unknown"),
-                  attempts=self.request.retries + 1)
-        except Exception:  # the failure itself is already logged by Celery
-            log.exception("could not put %d recording(s) on the dead-letter list", len(ids))
+            _bury(rt, ids, reason, exc, str(kwargs.get("trigger") or "unknown"), attempts=self.request.retries + 1)
+        except Exception:
+            # The ledger is down too: the task comes back later rather than being lost.
+            log.exception("could not put %d recording(s) on the dead-letter list; the task is sent again", len(ids))
+            try:
+                self.apply_async(args=args, kwargs=kwargs, countdown=rt.config.retry.max_s, retry=False)
+            except Exception:
+                log.critical("recording(s) %s could be neither dead-lettered nor sent again", ", ".join(ids))
 
 
 def _recording_ids(args: Any, kwargs: Any) -> list[str]:
@@ -120,18 +127,22 @@ def _recording_ids(args: Any, kwargs: Any) -> list[str]:
 def process_recording(self: Task, recording_id: str, trigger: str = "webhook") -> dict[str, Any]:
     rt = runtime()
     retry = {"recording_id": recording_id, "trigger": trigger}
-    try:
-        report = rt.pipeline.sync(recording_id, trigger=trigger)
-    except SiroAuthError as exc:
-        _bury(rt, [recording_id], SIRO_AUTH, exc, trigger, attempts=self.request.retries + 1)
-        return {"recordingId": recording_id, "status": "failed", "reason": SIRO_AUTH}
-    except (SiroUnavailable, LedgerUnavailable, SoftTimeLimitExceeded) as exc:
-        _again(self, rt, [recording_id], exc, getattr(exc, "retry_after", None), trigger, retry)
-        return {"recordingId": recording_id, "status": "failed", "reason": RETRIES_EXHAUSTED}
-    except SiroError as exc:  # a 4xx or an unusable answer that retrying will not change: keep it visible
-        _bury(rt, [recording_id], SIRO_ERROR, exc, trigger, attempts=self.request.retries + 1)
-        return {"recordingId": recording_id, "status": "failed", "reason": SIRO_ERROR}
-    _settle(self, rt, [report], trigger, lambda ids: retry)
+    with _recording_locks(rt, [recording_id], wait_s=rt.config.worker.soft_time_limit_s / 3) as busy:
+        if busy:  # another task still writes this recording: come back when it is done
+            _again(self, rt, busy, "another task is writing this recording", None, trigger, retry)
+            return {"recordingId": recording_id, "status": "failed", "reason": RETRIES_EXHAUSTED}
+        try:
+            report = rt.pipeline.sync(recording_id, trigger=trigger)
+        except SiroAuthError as exc:
+            _bury(rt, [recording_id], SIRO_AUTH, exc, trigger, attempts=self.request.retries + 1, task=self)
+            return {"recordingId": recording_id, "status": "failed", "reason": SIRO_AUTH}
+        except (SiroUnavailable, LedgerUnavailable, SoftTimeLimitExceeded) as exc:
+            _again(self, rt, [recording_id], exc, getattr(exc, "retry_after", None), trigger, retry)
+            return {"recordingId": recording_id, "status": "failed", "reason": RETRIES_EXHAUSTED}
+        except SiroError as exc:  # a 4xx or an unusable answer that retrying will not change: keep it visible
+            _bury(rt, [recording_id], SIRO_ERROR, exc, trigger, attempts=self.request.retries + 1, task=self)
+            return {"recordingId": recording_id, "status": "failed", "reason": SIRO_ERROR}
+        _settle(self, rt, [report], trigger, lambda ids: retry)
     return _summary(report)
 
 
@@ -148,18 +159,23 @@ def process_page(
     def retry(ids: list[str]) -> dict[str, Any]:
         return {"recording_ids": ids, "trigger": trigger}
 
-    unavailable: list[str] = []
     retry_after: float | None = None
-    try:
-        if recording_ids:
-            reports, unavailable, retry_after = _fetch_and_process(rt, recording_ids, trigger)
-        else:
-            reports = rt.pipeline.process(_page(recordings or []), trigger=trigger)
-    except (LedgerUnavailable, SoftTimeLimitExceeded) as exc:
-        ids = list(recording_ids or [raw.get("id") for raw in recordings or [] if isinstance(raw, dict)])
-        _again(self, rt, [i for i in ids if i], exc, None, trigger, retry(ids))
-        return {"recordings": len(ids), "statuses": {"failed": len(ids)}}
-    _settle(self, rt, reports, trigger, retry, unavailable=unavailable, retry_after=retry_after)
+    page = [] if recording_ids else _page(recordings or [])
+    ids = list(recording_ids or [recording.id for recording in page])
+    with _recording_locks(rt, ids) as busy:
+        # A recording another task is writing right now is fetched again and written by the retry.
+        unavailable = list(busy)
+        try:
+            if recording_ids:
+                mine = [i for i in recording_ids if i not in busy]
+                reports, missing, retry_after = _fetch_and_process(rt, mine, trigger)
+                unavailable += missing
+            else:
+                reports = rt.pipeline.process([r for r in page if r.id not in busy], trigger=trigger)
+        except (LedgerUnavailable, SoftTimeLimitExceeded) as exc:
+            _again(self, rt, ids, exc, None, trigger, retry(ids))
+            return {"recordings": len(ids), "statuses": {"failed": len(ids)}}
+        _settle(self, rt, reports, trigger, retry, unavailable=unavailable, retry_after=retry_after)
     return {"recordings": len(reports), "statuses": _tally(report.status for report in reports)}
 
 
@@ -233,13 +249,14 @@ def _settle(
     for report in reports:
         if report.reason == AUTH:
             _bury(rt, [report.recording_id], AUTH, "the CRM rejected the credentials", trigger,
-                  attempts=self.request.retries + 1)
+                  attempts=self.request.retries + 1, task=self)
         elif report.transient:
             waiting.append(report.recording_id)
             reasons.update(line.reason for line in report.fields if line.reason and line.outcome == "failed")
             if report.retry_after is not None:
                 retry_after = max(retry_after or 0.0, report.retry_after)
-        else:
+        elif not (report.reason or "").startswith(STALE):
+            # Settled (an older snapshot settles nothing: the newer version's fate stands).
             _clear(rt, report.recording_id)
     if waiting:
         error = "; ".join(sorted(reasons))[:500] or "transient failure"
@@ -260,7 +277,7 @@ def _again(
     attempts = self.request.retries
     policy = rt.config.retry
     if attempts >= policy.max_retries:
-        _bury(rt, recording_ids, RETRIES_EXHAUSTED, error, trigger, attempts=attempts + 1)
+        _bury(rt, recording_ids, RETRIES_EXHAUSTED, error, trigger, attempts=attempts + 1, task=self)
         return
     countdown = random.uniform(0, min(policy.max_s, policy.base_s * 2**attempts))
     if retry_after is not None:
@@ -280,16 +297,27 @@ def _again(
 
 
 def _bury(
-    rt: Runtime, recording_ids: Sequence[str], reason: str, error: BaseException | str, trigger: str, *, attempts: int
+    rt: Runtime,
+    recording_ids: Sequence[str],
+    reason: str,
+    error: BaseException | str,
+    trigger: str,
+    *,
+    attempts: int,
+    task: Task | None = None,
 ) -> None:
     for recording_id in recording_ids:
         log.error("recording %s goes on the dead-letter list (%s): %s", recording_id, reason, _one_line(error))
         try:
             rt.ledger.add_dead_letter(recording_id, reason=reason, error=_one_line(error), trigger=trigger,
                                       attempts=attempts)
-        except LedgerUnavailable as exc:
-            # Nothing may be lost: give the message back rather than drop it.
-            raise Reject(f"ledger unavailable: {exc}", requeue=True) from None
+        except LedgerUnavailable:
+            if task is None:
+                raise
+            # Nothing may be lost, and an instant requeue would spin on Siro: the
+            # whole task runs again after the longest retry wait.
+            log.warning("the ledger is unavailable; %s runs again in %gs", task.name, rt.config.retry.max_s)
+            raise task.retry(countdown=rt.config.retry.max_s) from None
 
 
 def _clear(rt: Runtime, recording_id: str) -> None:
@@ -316,6 +344,53 @@ def _tally(values: Iterator[str] | Sequence[str]) -> dict[str, int]:
     return tally
 
 
+_local_recordings: set[str] = set()
+_local_recordings_lock = threading.Lock()
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+
+@contextmanager
+def _recording_locks(rt: Runtime, recording_ids: Sequence[str], *, wait_s: float = 0.0) -> Iterator[list[str]]:
+    """Hold each recording for this task; yields the ids another task holds (left alone).
+
+    Two tasks for one recording (Siro's ``recordingProcessed`` and
+    ``recordingLinked`` for the same change, a page beside a webhook) would
+    both read the CRM before either writes, and both write. A lock expires on
+    its own after the hard time limit, so a killed worker never keeps one.
+    """
+    ids = list(dict.fromkeys(recording_ids))
+    token = uuid.uuid4().hex
+    client = rt.redis
+    ttl = max(1, int(rt.config.worker.time_limit_s) + 5)
+
+    def take(recording_id: str) -> bool:
+        if client is None:
+            with _local_recordings_lock:
+                if recording_id in _local_recordings:
+                    return False
+                _local_recordings.add(recording_id)
+                return True
+        return bool(client.set(f"writeback:lock:recording:{recording_id}", token, nx=True, ex=ttl))
+
+    held = [recording_id for recording_id in ids if take(recording_id)]
+    deadline = time.monotonic() + wait_s
+    while len(held) < len(ids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        held += [recording_id for recording_id in ids if recording_id not in held and take(recording_id)]
+    try:
+        yield [recording_id for recording_id in ids if recording_id not in held]
+    finally:
+        for recording_id in held:
+            if client is None:
+                with _local_recordings_lock:
+                    _local_recordings.discard(recording_id)
+            else:
+                try:
+                    client.eval(_RELEASE, 1, f"writeback:lock:recording:{recording_id}", token)
+                except Exception:  # it expires on its own
+                    log.warning("could not release the lock of recording %s", recording_id)
+
+
 @contextmanager
 def _poll_lock(rt: Runtime) -> Iterator[bool]:
     """One pass at a time across the deployment (a slow pass must not overlap the next)."""
@@ -335,10 +410,7 @@ def _poll_lock(rt: Runtime) -> Iterator[bool]:
         yield held
     finally:
         if held:
-            client.eval(
-                "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0",
-                1, _POLL_LOCK_KEY, token,
-            )
+            client.eval(_RELEASE, 1, _POLL_LOCK_KEY, token)
 
 
 # -- process hooks ---------------------------------------------------------------------
