@@ -164,6 +164,20 @@ class RecordWriteResult:
     errors: Mapping[str, FieldError] = field(default_factory=dict)
 
 
+def _interrupts() -> tuple[type[BaseException], ...]:
+    try:  # Celery's (billiard's) soft time limit, raised inside whatever the task is doing
+        from billiard.exceptions import SoftTimeLimitExceeded
+    except ImportError:  # pragma: no cover - celery brings billiard
+        return ()
+    return (SoftTimeLimitExceeded,)
+
+
+#: Exceptions a connector must let through untouched, never turn into a
+#: ``ConnectorError``: a worker's soft time limit has to reach the task, which
+#: retries the recording.
+INTERRUPTS: tuple[type[BaseException], ...] = _interrupts()
+
+
 class ConnectorError(Exception):
     """A whole call failed. Messages never carry credentials.
 

@@ -66,6 +66,7 @@ import urllib3
 from hubspot import HubSpot
 
 from connectors.base import (
+    INTERRUPTS,
     NO_GATE,
     AuthError,
     Connector,
@@ -280,6 +281,8 @@ class HubSpotConnector(Connector):
                                  retry_after=None) from None
         except OSError as exc:
             raise TransientError(self._clean(f"hubspot {what}: {type(exc).__name__}: {_short(exc)}")) from None
+        except INTERRUPTS:
+            raise
         except Exception as exc:  # the client's ApiException family (has .status, .body, .headers)
             status = getattr(exc, "status", None)
             if status is None:
@@ -370,7 +373,10 @@ class HubSpotConnector(Connector):
     # ------------------------------------------------------------------ read
 
     def read(self, object_name: str, record_ids: Sequence[str], fields: Sequence[str]) -> dict[str, RecordState]:
-        from hubspot.crm.objects import BatchReadInputSimplePublicObjectId, SimplePublicObjectId
+        from hubspot.crm.objects import (
+            BatchReadInputSimplePublicObjectId,
+            SimplePublicObjectId,
+        )
 
         out: dict[str, RecordState] = {}
         wanted: list[str] = []
@@ -452,7 +458,10 @@ class HubSpotConnector(Connector):
         return [settled[index] for index in sorted(settled)]
 
     def _send(self, object_name: str, items: Sequence[tuple[int, str, dict[str, str]]]) -> tuple[int, dict[str, Any]]:
-        from hubspot.crm.objects import BatchInputSimplePublicObjectBatchInput, SimplePublicObjectBatchInput
+        from hubspot.crm.objects import (
+            BatchInputSimplePublicObjectBatchInput,
+            SimplePublicObjectBatchInput,
+        )
 
         request = BatchInputSimplePublicObjectBatchInput(
             inputs=[SimplePublicObjectBatchInput(id=rid, properties=values) for _, rid, values in items]

@@ -57,6 +57,7 @@ from simple_salesforce.exceptions import SalesforceAuthenticationFailed, Salesfo
 from simple_salesforce.login import SalesforceLogin
 
 from connectors.base import (
+    INTERRUPTS,
     NO_GATE,
     AuthError,
     Connector,
@@ -592,6 +593,8 @@ class SalesforceConnector(Connector):
                 failure = AuthError(f"salesforce {auth.kind} login failed ({code}): {exc.auth_message[:200]}")
         except (requests.Timeout, requests.ConnectionError) as exc:
             failure = TransientError(f"salesforce login: {type(exc).__name__}")
+        except INTERRUPTS:
+            raise
         except Exception as exc:  # an unreadable private key, an unexpected login answer, ...
             status = http.last_status
             if status is not None and (status >= 500 or status == 429):

@@ -592,3 +592,26 @@ def test_a_failure_of_the_resend_keeps_only_settled_records(hubspot_connector: H
     results = hubspot_connector.write("deals", updates[:2])
     assert results[0].written == {"hs_next_step", "deal_temperature"}
     assert results[1].written == {"hs_next_step"} and set(results[1].errors) == {"deal_temperature"}
+
+
+def test_a_worker_soft_time_limit_inside_a_call_is_not_turned_into_a_crm_error(hubspot_connector, hubspot_state):
+    """Celery raises its soft time limit from a signal handler, wherever the task is: inside
+    hubspot-api-client it must reach the task (which retries), not become a field failure."""
+    import signal
+
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    hubspot_connector.object_schema("deals")
+    hubspot_state.hold_answers("batch/read", 3.0)
+
+    def soft_limit(signum, frame):  # what billiard's handler does in a pool process
+        raise SoftTimeLimitExceeded()
+
+    previous = signal.signal(signal.SIGALRM, soft_limit)
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
+    try:
+        with pytest.raises(SoftTimeLimitExceeded):
+            hubspot_connector.read("deals", [hubspot_state.named["deal_acme"]], ["amount"])
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

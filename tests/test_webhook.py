@@ -297,6 +297,7 @@ MALFORMED = {
     "event-type-as-list": json.dumps(event(eventType=["integrations.recordingLinked"])).encode(),
     "empty-recording-id": json.dumps(event(recordingId="")).encode(),
     "blank-recording-id": json.dumps(event(recordingId="  ")).encode(),
+    "recording-id-too-long": json.dumps(event(recordingId="r" * 256)).encode(),  # the ledger keeps 255
     "crm-not-object": json.dumps(event(crm="ic_1")).encode(),
     "crm-without-connection": json.dumps(event(crm={"opportunity": {"id": "a", "externalId": "b"}})).encode(),
     "link-without-external-id": json.dumps(_crm(opportunity={"id": "a"})).encode(),

@@ -338,3 +338,23 @@ def test_dry_runs_record_no_intents_and_nothing_is_sent_without_one(
     assert report.transient
     assert salesforce_state.requests_matching("PATCH") == []
     assert salesforce_state.get_record("Opportunity", opp)["Description"] != "A"
+
+
+def test_a_send_that_failed_leaves_an_empty_protected_field_writable(
+    sf, salesforce_state: SalesforceState, salesforce_ids, siro_server
+) -> None:
+    """The intent of a write the CRM never took must not make the field look edited by a person."""
+    siro = siro_server.state
+    opp = salesforce_ids.opportunity
+    salesforce_state.records["Opportunity"][opp]["Description"] = None
+    siro.add_recording("rec-503", entity_extractions=notes("First notes"))
+    siro.link("rec-503", integration_connection_id="ic_sf", opportunity=opp)
+    salesforce_state.fail_next(503, times=3, path_contains="composite/sobjects")  # every try of the first sync
+
+    failed = outcomes_of(sf.sync("rec-503"))[("Opportunity", opp, "Description")]
+    assert failed.outcome == "failed"
+    assert ("sf", "Opportunity", opp, "Description", "First notes") in targets(sf.ledger)  # sent, never taken
+
+    again = outcomes_of(sf.sync("rec-503"))[("Opportunity", opp, "Description")]
+    assert again[:2] == ("written", "First notes")
+    assert salesforce_state.get_record("Opportunity", opp)["Description"] == "First notes"

@@ -269,8 +269,11 @@ class Pipeline:
             return
         current = _CurrentValues(states)
         ours: dict[tuple[str, str], list[Any]] = {}
+        written: set[tuple[str, str]] = set()
         if self.ledger is not None and any(item.write.policy == "protect_edits" for item in pending):
             ours = self.ledger.our_values(batch.connection.display_name, batch.object, record_ids, field_names)
+            written = set(self.ledger.last_written(batch.connection.display_name, batch.object, record_ids,
+                                                   field_names))
 
         # Level by level, controllers before the fields whose options they
         # decide: a dependent field knows what its controller will hold.
@@ -295,7 +298,7 @@ class Pipeline:
                 if item.done:
                     continue
                 winners[(item.update.record_id, item.name.casefold())] = item
-                verdict = _diff(item, ours)
+                verdict = _diff(item, ours, written)
                 if verdict is not None:
                     item.decide(*verdict)
                 elif dry_run:
@@ -637,12 +640,17 @@ def _timestamp(recording: Recording) -> float:
     return moment.timestamp() if moment else float("-inf")
 
 
-def _diff(item: _Field, ours: dict[tuple[str, str], list[Any]]) -> tuple[Outcome, str | None] | None:
+def _diff(
+    item: _Field, ours: dict[tuple[str, str], list[Any]], written: set[tuple[str, str]] = frozenset()
+) -> tuple[Outcome, str | None] | None:
     """The outcome decided by comparing with the CRM, or None to write.
 
     ``ours`` (``Ledger.our_values``): per (record, folded field), the values the
     CRM may hold because we sent them: the last written one and those sent
     since without a recorded outcome (a worker killed after the CRM accepted).
+    ``written``: the pairs with a recorded ``written`` attempt. A field we only
+    ever tried to write (a send that failed) and that is still empty was never
+    ours to protect: it is written.
     """
     assert item.schema is not None
     if coercion.same_value(item.previous, item.value, item.schema):
@@ -652,6 +660,8 @@ def _diff(item: _Field, ours: dict[tuple[str, str], list[Any]]) -> tuple[Outcome
         return Outcome.SKIPPED_POLICY, "fill_empty: the CRM field already has a value"
     if policy == "protect_edits":
         key = (item.update.record_id, item.name.casefold())
+        if key not in written and coercion.is_empty(item.previous):
+            return None
         if key not in ours:
             if not coercion.is_empty(item.previous):
                 return Outcome.SKIPPED_POLICY, "edited: the CRM field has a value we did not write"

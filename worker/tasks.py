@@ -33,7 +33,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from celery import Task
@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 RETRIES_EXHAUSTED = "retries_exhausted"
 SIRO_AUTH = "siro_auth"
 SIRO_ERROR = "siro_error"
+MAX_RESENDS = 30  # a failed task sent again while the ledger is down: about half an hour with the defaults
 STALE = "stale"  # the pipeline's reason for an older snapshot of a recording already written
 _POLL_LOCK_KEY = "writeback:poll:lock"
 _local_poll_lock = threading.Lock()
@@ -104,13 +105,20 @@ class WritebackTask(Task):
         rt = runtime()
         try:
             _bury(rt, ids, reason, exc, str(kwargs.get("trigger") or "unknown"), attempts=self.request.retries + 1)
-        except Exception:
-            # The ledger is down too: the task comes back later rather than being lost.
-            log.exception("could not put %d recording(s) on the dead-letter list; the task is sent again", len(ids))
+        except LedgerUnavailable:
+            # The ledger is down too: the task comes back later rather than being lost, a bounded number of times.
+            resent = int(kwargs.get("resent") or 0)
+            if resent >= MAX_RESENDS:
+                log.critical("recording(s) %s: the ledger stayed unavailable; given up", ", ".join(ids))
+                return
+            log.warning("could not put %d recording(s) on the dead-letter list; the task is sent again", len(ids))
             try:
-                self.apply_async(args=args, kwargs=kwargs, countdown=rt.config.retry.max_s, retry=False)
+                self.apply_async(args=args, kwargs={**kwargs, "resent": resent + 1},
+                                 countdown=rt.config.retry.max_s, retry=False)
             except Exception:
                 log.critical("recording(s) %s could be neither dead-lettered nor sent again", ", ".join(ids))
+        except Exception:
+            log.exception("could not put recording(s) %s on the dead-letter list", ", ".join(ids))
 
 
 def _recording_ids(args: Any, kwargs: Any) -> list[str]:
@@ -124,13 +132,20 @@ def _recording_ids(args: Any, kwargs: Any) -> list[str]:
 
 
 @app.task(bind=True, base=WritebackTask, name="worker.tasks.process_recording", max_retries=None)
-def process_recording(self: Task, recording_id: str, trigger: str = "webhook") -> dict[str, Any]:
+def process_recording(self: Task, recording_id: str, trigger: str = "webhook", resent: int = 0) -> dict[str, Any]:
     rt = runtime()
     retry = {"recording_id": recording_id, "trigger": trigger}
-    with _recording_locks(rt, [recording_id], wait_s=rt.config.worker.soft_time_limit_s / 3) as busy:
-        if busy:  # another task still writes this recording: come back when it is done
-            _again(self, rt, busy, "another task is writing this recording", None, trigger, retry)
+    with ExitStack() as held:
+        try:
+            busy = held.enter_context(
+                _recording_locks(rt, [recording_id], wait_s=rt.config.worker.soft_time_limit_s / 3)
+            )
+        except LocksUnavailable as exc:
+            _again(self, rt, [recording_id], exc, None, trigger, retry)
             return {"recordingId": recording_id, "status": "failed", "reason": RETRIES_EXHAUSTED}
+        if busy:  # another task still writes this recording: come back when it is done
+            _defer(self, rt, retry)
+            return {"recordingId": recording_id, "status": "deferred", "reason": "locked"}
         try:
             report = rt.pipeline.sync(recording_id, trigger=trigger)
         except SiroAuthError as exc:
@@ -152,6 +167,7 @@ def process_page(
     recordings: list[dict[str, Any]] | None = None,
     trigger: str = "poll",
     recording_ids: list[str] | None = None,
+    resent: int = 0,
 ) -> dict[str, Any]:
     """Write a page carried in the message; a retry names only ``recording_ids`` and fetches them again."""
     rt = runtime()
@@ -162,9 +178,16 @@ def process_page(
     retry_after: float | None = None
     page = [] if recording_ids else _page(recordings or [])
     ids = list(recording_ids or [recording.id for recording in page])
-    with _recording_locks(rt, ids) as busy:
-        # A recording another task is writing right now is fetched again and written by the retry.
-        unavailable = list(busy)
+    with ExitStack() as held:
+        try:
+            busy = held.enter_context(_recording_locks(rt, ids))
+        except LocksUnavailable as exc:
+            _again(self, rt, ids, exc, None, trigger, retry(ids))
+            return {"recordings": len(ids), "statuses": {"failed": len(ids)}}
+        if busy:
+            # Another task is writing these right now: a later task fetches them again and writes them.
+            _defer(self, rt, retry(list(busy)))
+        unavailable: list[str] = []
         try:
             if recording_ids:
                 mine = [i for i in recording_ids if i not in busy]
@@ -173,8 +196,9 @@ def process_page(
             else:
                 reports = rt.pipeline.process([r for r in page if r.id not in busy], trigger=trigger)
         except (LedgerUnavailable, SoftTimeLimitExceeded) as exc:
-            _again(self, rt, ids, exc, None, trigger, retry(ids))
-            return {"recordings": len(ids), "statuses": {"failed": len(ids)}}
+            mine = [i for i in ids if i not in busy]
+            _again(self, rt, mine, exc, None, trigger, retry(mine))
+            return {"recordings": len(mine), "statuses": {"failed": len(mine)}}
         _settle(self, rt, reports, trigger, retry, unavailable=unavailable, retry_after=retry_after)
     return {"recordings": len(reports), "statuses": _tally(report.status for report in reports)}
 
@@ -296,6 +320,16 @@ def _again(
         raise Reject(str(exc), requeue=True) from None
 
 
+def _defer(self: Task, rt: Runtime, kwargs: dict[str, Any]) -> None:
+    """Run again later for recordings another task holds, without spending a retry:
+    nothing failed, and the holder's lock ends with its task."""
+    countdown = random.uniform(0.5, max(0.5, min(rt.config.worker.soft_time_limit_s, rt.config.retry.max_s)))
+    try:
+        self.apply_async(kwargs=kwargs, countdown=countdown, retry=False)
+    except Exception as exc:  # the broker did not take it: give the whole message back instead
+        raise Reject(f"could not defer: {type(exc).__name__}", requeue=True) from None
+
+
 def _bury(
     rt: Runtime,
     recording_ids: Sequence[str],
@@ -344,6 +378,10 @@ def _tally(values: Iterator[str] | Sequence[str]) -> dict[str, int]:
     return tally
 
 
+class LocksUnavailable(Exception):
+    """Redis did not answer for the recording locks (transient: the task is retried)."""
+
+
 _local_recordings: set[str] = set()
 _local_recordings_lock = threading.Lock()
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
@@ -358,10 +396,13 @@ def _recording_locks(rt: Runtime, recording_ids: Sequence[str], *, wait_s: float
     both read the CRM before either writes, and both write. A lock expires on
     its own after the hard time limit, so a killed worker never keeps one.
     """
+    import redis
+
     ids = list(dict.fromkeys(recording_ids))
     token = uuid.uuid4().hex
     client = rt.redis
     ttl = max(1, int(rt.config.worker.time_limit_s) + 5)
+    held: list[str] = []
 
     def take(recording_id: str) -> bool:
         if client is None:
@@ -372,12 +413,15 @@ def _recording_locks(rt: Runtime, recording_ids: Sequence[str], *, wait_s: float
                 return True
         return bool(client.set(f"writeback:lock:recording:{recording_id}", token, nx=True, ex=ttl))
 
-    held = [recording_id for recording_id in ids if take(recording_id)]
-    deadline = time.monotonic() + wait_s
-    while len(held) < len(ids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-        held += [recording_id for recording_id in ids if recording_id not in held and take(recording_id)]
     try:
+        try:
+            held += [recording_id for recording_id in ids if take(recording_id)]
+            deadline = time.monotonic() + wait_s
+            while len(held) < len(ids) and time.monotonic() < deadline:
+                time.sleep(0.1)
+                held += [recording_id for recording_id in ids if recording_id not in held and take(recording_id)]
+        except (redis.RedisError, OSError) as exc:
+            raise LocksUnavailable(f"Redis (WRITEBACK_REDIS_URL) unreachable: {type(exc).__name__}") from None
         yield [recording_id for recording_id in ids if recording_id not in held]
     finally:
         for recording_id in held:

@@ -88,7 +88,8 @@ class RecordingEventPayload(_Payload):
     Optional properties may also be null (``crm: null`` is "not linked yet").
     """
 
-    recording_id: StrictStr = Field(min_length=1)
+    # The ledger keeps recording ids in 255 characters; Siro's are far shorter.
+    recording_id: StrictStr = Field(min_length=1, max_length=255)
     siro_user_id: StrictStr | None = None
     recording_processed: StrictBool
     recording_linked: StrictBool

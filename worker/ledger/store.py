@@ -712,17 +712,17 @@ class Ledger:
                 best[key] = (row.id, row.created_at, row.value)
 
     def newest_versions(self, recording_ids: Sequence[str]) -> dict[str, datetime]:
-        """The newest ``updatedAt`` of each recording that a real (not dry) run
-        settled (``ok``, ``partial`` or ``skipped``; a ``failed`` run settled
-        nothing); recordings never settled are absent."""
+        """The newest ``updatedAt`` of each recording that a finished, real (not
+        dry) run processed; recordings never processed are absent."""
         ids = list(dict.fromkeys(recording_ids))
         found: dict[str, datetime] = {}
         with self._read("reading processed versions") as conn:
             for chunk in _chunks(ids, _IN_CHUNK):
                 stmt = (
                     select(Run.recording_id, func.max(Run.recording_updated_at))
-                    # A failed run settled nothing: its version does not make an older one stale.
-                    .where(Run.recording_id.in_(chunk), Run.status.in_(("ok", "partial", "skipped")),
+                    # A failed run counts too: its version is retried or on the dead-letter
+                    # list, and an older snapshot must not be written in the meantime.
+                    .where(Run.recording_id.in_(chunk), Run.status != RUNNING,
                            Run.dry_run.is_(False), Run.recording_updated_at.is_not(None))
                     .group_by(Run.recording_id)
                 )
