@@ -67,6 +67,31 @@ def test_a_webhook_leads_to_the_crm_write_once(world: World) -> None:
     assert WEBHOOK_SECRET not in world.processes.logs()
 
 
+def test_a_webhook_leads_to_the_salesforce_write_once(world_factory, salesforce_server, salesforce_state,
+                                                     salesforce_ids, salesforce_token) -> None:
+    world = world_factory(connections=[{
+        "integration_connection_id": "ic_sf", "connector": "salesforce", "name": "sf",
+        "instance_url": salesforce_server.url, "access_token": salesforce_token,
+    }])
+    opportunity = salesforce_ids.opportunity
+    world.siro.add_recording("rec-sf", entity_extractions=[X("Deal size", "18,750", ("Opportunity", "Amount")),
+                                                          X("Next step", "Send the quote", ("Opportunity", "NextStep"))])
+    world.siro.link("rec-sf", integration_connection_id="ic_sf", opportunity=opportunity)
+    world.processes.start_worker()
+    url = world.processes.start_webhook()
+
+    answers = [post(url, world.siro.webhook_payload("rec-sf")).status_code for _ in range(5)]
+
+    assert answers == [202, 200, 200, 200, 200]
+    world.wait_for_runs(["rec-sf"])
+    assert salesforce_state.get_record("Opportunity", opportunity)["Amount"] == 18750
+    assert salesforce_state.get_record("Opportunity", opportunity)["NextStep"] == "Send the quote"
+    patches = salesforce_state.requests_matching("PATCH", "composite/sobjects")
+    assert [sorted(record) for patch in patches for record in patch.body["records"]] == [
+        ["Amount", "NextStep", "attributes", "id"]]
+    assert world.outcomes("rec-sf") == {"Amount": "written", "NextStep": "written"}
+
+
 def test_a_dead_broker_gets_503_and_the_retried_delivery_is_taken(world_factory, tmp_path: Path) -> None:
     world = world_factory()
     world.deal_recording("rec-503", 7)
