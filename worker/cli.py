@@ -14,7 +14,7 @@ import os
 import sys
 from contextlib import ExitStack
 from datetime import UTC, datetime
-from typing import Any, Sequence
+from typing import Sequence
 
 from rich.console import Console
 
@@ -22,13 +22,13 @@ from connectors.base import ConnectorError, UnknownObject
 from worker import __version__
 from worker.connector_pool import ConnectorPool
 from worker.errors import ConfigError, CredentialError, WritebackError
-from worker.ledger import Ledger, LedgerError
 from worker.pipeline import AUTH, Pipeline
 from worker.plan import RecordingReport
 from worker.redact import install_redaction
 from worker.report import render_report
+from worker.runtime import Runtime, siro_client
 from worker.settings import ConnectionConfig, Settings, load_settings
-from worker.siro_client import SiroAuthError, SiroClient, SiroError
+from worker.siro_client import SiroAuthError, SiroError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -130,41 +130,15 @@ def _main(argv: Sequence[str] | None) -> int:
     return EXIT_USAGE
 
 
-def open_pipeline(settings: Settings, stack: ExitStack, *, ledger: bool = True) -> Pipeline:
-    """A pipeline wired from settings; everything it opens is closed by ``stack``."""
-    if not settings.config.connections:
-        where = settings.config_path or "no config file (set WRITEBACK_CONFIG)"
-        raise ConfigError(f"no [[connections]] configured: {where}")
-    from worker.rate_limits import gate_factory
-    from worker.runtime import connect_redis
+def open_pipeline(settings: Settings, stack: ExitStack) -> Pipeline:
+    """A pipeline wired from settings for this process; ``stack`` closes what it opens.
 
-    # Shared with the workers when their Redis answers, so a CLI run counts against the same limits.
-    shared = connect_redis(settings.redis_url, optional=True)
-    if shared is not None:
-        stack.callback(shared.close)
-    siro = stack.enter_context(siro_client(settings, shared))
-    pool = ConnectorPool(settings.config, gate_factory=gate_factory(shared))
-    stack.callback(pool.close)
-    store = None
-    if ledger:
-        try:
-            store = Ledger.open(settings.database_url)
-        except LedgerError as exc:
-            raise ConfigError(f"WRITEBACK_DATABASE_URL: cannot open the ledger: {exc}") from None
-        stack.callback(store.close)
-    return Pipeline(settings.config, connectors=pool, siro=siro, ledger=store)
-
-
-def siro_client(settings: Settings, shared_redis: Any = None) -> SiroClient:
-    """The Siro client for these settings (paced through ``shared_redis`` when
-    given); a malformed URL or token is a config error."""
-    from worker.rate_limits import siro_limiter
-
-    token = settings.require_siro_token()
-    try:
-        return SiroClient(settings.siro_api_url, token, rate_limiter=siro_limiter(shared_redis, token))
-    except ValueError as exc:  # the client's messages name the variable, never the token
-        raise ConfigError(str(exc).replace("Siro API URL", "SIRO_API_URL")) from None
+    Its rate limits are the workers' when their Redis answers, so a CLI run
+    counts against the same budget; retries are ``[retry]``'s, in-process.
+    """
+    rt = Runtime(settings, redis_optional=True, in_task=False)
+    stack.callback(rt.close)
+    return rt.pipeline
 
 
 def exit_code(report: RecordingReport) -> int:

@@ -16,29 +16,19 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterable
 
 import httpx
 from pydantic import SecretStr
 from rich.console import Console
 
 from worker.ledger import Ledger
-from worker.plan import RecordingReport
-from worker.report import report_from_ledger, report_table
+from worker.report import report_from_ledger, report_table, summarize
 from worker.runtime import Runtime, use_runtime
 from worker.settings import Settings
 from worker.simulators.local import serve_demo
 from worker.simulators.server import ServedApp
 
 WAIT_S = 120.0
-
-
-def _summary(reports: Iterable[RecordingReport]) -> str:
-    tally: dict[str, int] = {}
-    for report in reports:
-        for outcome, count in report.counts().items():
-            tally[outcome] = tally.get(outcome, 0) + count
-    return ", ".join(f"{count} {outcome}" for outcome, count in sorted(tally.items()))
 
 
 def _wait_for_runs(ledger: Ledger, recording_ids: list[str], at_least: int) -> None:
@@ -129,12 +119,12 @@ def run_demo(*, as_json: bool = False) -> int:
                 console.print(report_table(report))
             else:
                 console.print(f"recording {report.recording_id}: {report.status} ({report.reason}): nothing to write")
-        console.print(f"webhooks: {_summary(first)}", soft_wrap=True)
+        console.print(f"webhooks: {summarize(first)}", soft_wrap=True)
         console.print(f"  {siro_requests} Siro requests, {crm_writes} CRM write requests, "
                       f"{elapsed:.2f} s from the first webhook to the last recording written", soft_wrap=True)
         console.print(
             f"poll pass ({passed.recordings} recordings in {passed.enqueued} page task): "
-            f"{_summary(second)}; {local.crm_write_requests()} CRM write requests", soft_wrap=True
+            f"{summarize(second)}; {local.crm_write_requests()} CRM write requests", soft_wrap=True
         )
         console.print(f"ledger: {outcomes} field outcomes recorded in {runs} runs", soft_wrap=True)
     return 0

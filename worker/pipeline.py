@@ -271,9 +271,9 @@ class Pipeline:
         ours: dict[tuple[str, str], list[Any]] = {}
         written: set[tuple[str, str]] = set()
         if self.ledger is not None and any(item.write.policy == "protect_edits" for item in pending):
-            ours = self.ledger.our_values(batch.connection.display_name, batch.object, record_ids, field_names)
-            written = set(self.ledger.last_written(batch.connection.display_name, batch.object, record_ids,
-                                                   field_names))
+            ours, written = self.ledger.protected_values(
+                batch.connection.display_name, batch.object, record_ids, field_names
+            )
 
         # Level by level, controllers before the fields whose options they
         # decide: a dependent field knows what its controller will hold.

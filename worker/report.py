@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Console
@@ -60,6 +61,15 @@ def render_report(console: Console, report: RecordingReport, *, dry_run: bool = 
         console.print(title)
     counts = ", ".join(f"{count} {outcome}" for outcome, count in sorted(report.counts().items()))
     console.print(counts or "no fields planned")
+
+
+def summarize(reports: Iterable[RecordingReport]) -> str:
+    """``"2 conflict, 17 written, ..."``: every field outcome of ``reports``, counted."""
+    tally: dict[str, int] = {}
+    for report in reports:
+        for outcome, count in report.counts().items():
+            tally[outcome] = tally.get(outcome, 0) + count
+    return ", ".join(f"{count} {outcome}" for outcome, count in sorted(tally.items()))
 
 
 def report_from_ledger(ledger: Any, recording_id: str) -> RecordingReport:

@@ -81,9 +81,9 @@ class Runtime:
         def build() -> Ledger:
             try:
                 return Ledger.open(self.settings.database_url)
-            except LedgerUnavailable:
-                raise  # the database is down for now: a task retries later
             except LedgerError as exc:
+                if self.in_task and isinstance(exc, LedgerUnavailable):
+                    raise  # the database is down for now: the task retries later
                 raise ConfigError(f"WRITEBACK_DATABASE_URL: cannot open the ledger: {exc}") from None
 
         return self._get("ledger", build)
@@ -91,31 +91,21 @@ class Runtime:
     @property
     def siro(self) -> SiroClient:
         def build() -> SiroClient:
-            from worker.rate_limits import siro_limiter
-
-            token = self.settings.require_siro_token()
-            try:
-                return SiroClient(
-                    self.settings.siro_api_url,
-                    token,
-                    max_retries=2,
-                    backoff_max=IN_TASK_RETRY_MAX_S,
-                    retry_after_max=IN_TASK_RETRY_MAX_S,
-                    rate_limiter=siro_limiter(self.redis, token),
-                )
-            except ValueError as exc:
-                raise ConfigError(str(exc).replace("Siro API URL", "SIRO_API_URL")) from None
+            if not self.in_task:
+                return siro_client(self.settings, self.redis)
+            return siro_client(self.settings, self.redis, max_retries=2, backoff_max=IN_TASK_RETRY_MAX_S,
+                               retry_after_max=IN_TASK_RETRY_MAX_S)
 
         return self._get("siro", build)
 
     @property
     def connectors(self) -> ConnectorPool:
         def build() -> ConnectorPool:
-            from worker.rate_limits import gate_for
+            from worker.rate_limits import DEFAULT_MAX_WAIT_S, gate_for
 
             client = self.redis
-            # A wait for a turn ends (as a transient failure, retried later) before the task's soft time limit.
-            wait = max(1.0, self.config.worker.soft_time_limit_s / 2)
+            # In a task, a wait for a turn ends (as a transient failure, retried later) before the soft time limit.
+            wait = max(1.0, self.config.worker.soft_time_limit_s / 2) if self.in_task else DEFAULT_MAX_WAIT_S
             return ConnectorPool(
                 self.config, gate_factory=lambda connection, cls: gate_for(connection, cls, client, max_wait_s=wait)
             )
@@ -192,6 +182,18 @@ class Runtime:
                     except Exception:  # closing is best effort
                         log.debug("closing %s failed", name, exc_info=True)
             self._objects.clear()
+
+
+def siro_client(settings: Settings, shared_redis: Any = None, **options: Any) -> SiroClient:
+    """The Siro client for these settings, paced through ``shared_redis`` when
+    given (else in-process); a malformed URL or token is a config error."""
+    from worker.rate_limits import siro_limiter
+
+    token = settings.require_siro_token()
+    try:
+        return SiroClient(settings.siro_api_url, token, rate_limiter=siro_limiter(shared_redis, token), **options)
+    except ValueError as exc:  # the client's messages name the variable, never the token
+        raise ConfigError(str(exc).replace("Siro API URL", "SIRO_API_URL")) from None
 
 
 def connect_redis(url: str, *, optional: bool = False):  # noqa: ANN201 - redis.Redis | None

@@ -21,6 +21,7 @@ from rich.table import Table
 from worker.errors import BrokerUnavailable, ConfigError, WritebackError
 from worker.pipeline import AUTH
 from worker.plan import RecordingReport
+from worker.report import summarize
 from worker.runtime import Runtime
 from worker.settings import Settings
 from worker.siro_models import Recording
@@ -78,11 +79,7 @@ class _Pages:
                                                attempts=1)
 
     def summary(self) -> str:
-        tally: dict[str, int] = {}
-        for report in self.reports:
-            for outcome, count in report.counts().items():
-                tally[outcome] = tally.get(outcome, 0) + count
-        return ", ".join(f"{count} {outcome}" for outcome, count in sorted(tally.items())) or "nothing planned"
+        return summarize(self.reports) or "nothing planned"
 
     @property
     def failed(self) -> bool:

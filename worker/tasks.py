@@ -58,7 +58,7 @@ SIRO_ERROR = "siro_error"
 MAX_RESENDS = 30  # a failed task sent again while the ledger is down: about half an hour with the defaults
 STALE = "stale"  # the pipeline's reason for an older snapshot of a recording already written
 _POLL_LOCK_KEY = "writeback:poll:lock"
-_local_poll_lock = threading.Lock()
+_RECORDING_LOCK_PREFIX = "writeback:lock:recording:"
 
 
 # -- enqueueing ------------------------------------------------------------------
@@ -219,8 +219,9 @@ def poll(self: Task) -> dict[str, Any]:
     from worker.polling import poll_pass
 
     rt = runtime()
-    with _poll_lock(rt) as held:
-        if not held:
+    # One pass at a time across the deployment: a slow pass must not overlap the next.
+    with _locks(rt, [_POLL_LOCK_KEY]) as busy:
+        if busy:
             log.info("poll: another pass is running; this one is skipped")
             return {"skipped": "another pass is running"}
         try:
@@ -379,12 +380,59 @@ def _tally(values: Iterator[str] | Sequence[str]) -> dict[str, int]:
 
 
 class LocksUnavailable(Exception):
-    """Redis did not answer for the recording locks (transient: the task is retried)."""
+    """Redis did not answer for the locks (transient: the task is retried)."""
 
 
-_local_recordings: set[str] = set()
-_local_recordings_lock = threading.Lock()
+_local_locks: set[str] = set()  # without Redis (the demo's embedded broker): this process's own
+_local_locks_guard = threading.Lock()
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+
+@contextmanager
+def _locks(rt: Runtime, keys: Sequence[str], *, wait_s: float = 0.0) -> Iterator[list[str]]:
+    """Hold each key for this task, waiting up to ``wait_s`` for those taken;
+    yields the keys another task still holds (not ours: leave their work alone).
+
+    A lock expires on its own after the hard time limit, so a killed worker
+    never keeps one; it is released only by the task holding it (a token).
+    """
+    import redis
+
+    keys = list(dict.fromkeys(keys))
+    token = uuid.uuid4().hex
+    client = rt.redis
+    ttl = max(1, int(rt.config.worker.time_limit_s) + 5)
+    held: list[str] = []
+
+    def take(key: str) -> bool:
+        if client is None:
+            with _local_locks_guard:
+                if key in _local_locks:
+                    return False
+                _local_locks.add(key)
+                return True
+        return bool(client.set(key, token, nx=True, ex=ttl))
+
+    try:
+        try:
+            held += [key for key in keys if take(key)]
+            deadline = time.monotonic() + wait_s
+            while len(held) < len(keys) and time.monotonic() < deadline:
+                time.sleep(0.1)
+                held += [key for key in keys if key not in held and take(key)]
+        except (redis.RedisError, OSError) as exc:
+            raise LocksUnavailable(f"Redis (WRITEBACK_REDIS_URL) unreachable: {type(exc).__name__}") from None
+        yield [key for key in keys if key not in held]
+    finally:
+        for key in held:
+            if client is None:
+                with _local_locks_guard:
+                    _local_locks.discard(key)
+            else:
+                try:
+                    client.eval(_RELEASE, 1, key, token)
+                except Exception:  # it expires on its own
+                    log.warning("could not release the lock %s", key)
 
 
 @contextmanager
@@ -393,68 +441,11 @@ def _recording_locks(rt: Runtime, recording_ids: Sequence[str], *, wait_s: float
 
     Two tasks for one recording (Siro's ``recordingProcessed`` and
     ``recordingLinked`` for the same change, a page beside a webhook) would
-    both read the CRM before either writes, and both write. A lock expires on
-    its own after the hard time limit, so a killed worker never keeps one.
+    both read the CRM before either writes, and both write.
     """
-    import redis
-
-    ids = list(dict.fromkeys(recording_ids))
-    token = uuid.uuid4().hex
-    client = rt.redis
-    ttl = max(1, int(rt.config.worker.time_limit_s) + 5)
-    held: list[str] = []
-
-    def take(recording_id: str) -> bool:
-        if client is None:
-            with _local_recordings_lock:
-                if recording_id in _local_recordings:
-                    return False
-                _local_recordings.add(recording_id)
-                return True
-        return bool(client.set(f"writeback:lock:recording:{recording_id}", token, nx=True, ex=ttl))
-
-    try:
-        try:
-            held += [recording_id for recording_id in ids if take(recording_id)]
-            deadline = time.monotonic() + wait_s
-            while len(held) < len(ids) and time.monotonic() < deadline:
-                time.sleep(0.1)
-                held += [recording_id for recording_id in ids if recording_id not in held and take(recording_id)]
-        except (redis.RedisError, OSError) as exc:
-            raise LocksUnavailable(f"Redis (WRITEBACK_REDIS_URL) unreachable: {type(exc).__name__}") from None
-        yield [recording_id for recording_id in ids if recording_id not in held]
-    finally:
-        for recording_id in held:
-            if client is None:
-                with _local_recordings_lock:
-                    _local_recordings.discard(recording_id)
-            else:
-                try:
-                    client.eval(_RELEASE, 1, f"writeback:lock:recording:{recording_id}", token)
-                except Exception:  # it expires on its own
-                    log.warning("could not release the lock of recording %s", recording_id)
-
-
-@contextmanager
-def _poll_lock(rt: Runtime) -> Iterator[bool]:
-    """One pass at a time across the deployment (a slow pass must not overlap the next)."""
-    client = rt.redis
-    if client is None:
-        held = _local_poll_lock.acquire(blocking=False)
-        try:
-            yield held
-        finally:
-            if held:
-                _local_poll_lock.release()
-        return
-    token = uuid.uuid4().hex
-    # Expires on its own if the worker dies holding it.
-    held = bool(client.set(_POLL_LOCK_KEY, token, nx=True, ex=max(1, int(rt.config.worker.time_limit_s) + 5)))
-    try:
-        yield held
-    finally:
-        if held:
-            client.eval(_RELEASE, 1, _POLL_LOCK_KEY, token)
+    by_key = {f"{_RECORDING_LOCK_PREFIX}{recording_id}": recording_id for recording_id in recording_ids}
+    with _locks(rt, list(by_key), wait_s=wait_s) as busy:
+        yield [by_key[key] for key in busy]
 
 
 # -- process hooks ---------------------------------------------------------------------

@@ -637,10 +637,21 @@ class Ledger:
         (the worker died after the CRM accepted them) or not yet recorded.
         Pairs with neither are absent: we never wrote them.
         """
+        return self.protected_values(connection, object, record_ids, fields)[0]
+
+    def protected_values(
+        self,
+        connection: str,
+        object: str | None,
+        record_ids: Sequence[str],
+        fields: Sequence[str],
+    ) -> tuple[dict[tuple[str, str], list[Any]], set[tuple[str, str]]]:
+        """:meth:`our_values`, and the pairs among them with a ``written`` attempt,
+        in one read (what ``protect_edits`` needs)."""
         wanted = {f.lower() for f in fields}
         ids = list(dict.fromkeys(record_ids))
         if not wanted or not ids:
-            return {}
+            return {}, set()
         best: dict[tuple[str, str], tuple[int, datetime, Any]] = {}
         pending: dict[tuple[str, str], list[tuple[int, datetime, Any]]] = {}
         with self._read("reading our values") as conn:
@@ -676,7 +687,7 @@ class Ledger:
                 if since is None or at >= since
             )
             found[key] = values
-        return found
+        return found, set(best)
 
     @staticmethod
     def _newest_written(
