@@ -33,6 +33,7 @@ RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['p
 # the same layer.
 COPY worker ./worker
 COPY connectors ./connectors
+COPY simulators ./simulators
 RUN pip install --no-cache-dir '.[postgres]' \
     && rm -rf build ./*.egg-info
 

@@ -60,10 +60,10 @@ from tests.service import (
     write_config,
 )
 from worker.ledger import Ledger
-from worker.simulators import hubspot, salesforce, siro
-from worker.simulators.local import serve_local
-from worker.simulators.server import free_port
-from worker.simulators.tls import local_tls
+from simulators import hubspot, salesforce, siro
+from simulators.local import serve_local
+from simulators.server import free_port
+from simulators.tls import local_tls
 
 
 def start_redis(stack: ExitStack, folder: Path) -> str:

@@ -6,14 +6,14 @@ asks it, per object, for four things:
 * ``default_models``: which Siro ``crmModelName`` (and aliases) map to which
   link slot and CRM object;
 * ``object_schema``: the fields of an object, in the CRM-neutral
-  ``FieldSchema`` form that ``worker.coercion`` validates values against;
+  ``FieldSchema`` form that ``worker.pipeline.coercion`` validates values against;
 * ``read``: the current values of many records (one request per object and
   batch), so the pipeline can diff and never send a value the CRM already has;
 * ``write``: many record updates, each carrying all of its fields, with a
   result per record and per field (partial success: one bad record or field
   never sinks its siblings).
 
-Values cross this boundary in canonical Python form (see ``worker.coercion``);
+Values cross this boundary in canonical Python form (see ``worker.pipeline.coercion``);
 ``encode`` turns one into what the CRM's JSON wants. Failures that concern a
 whole call raise a ``ConnectorError`` subclass; failures of one record or
 field are returned, never raised.
@@ -216,7 +216,7 @@ class UnknownObject(ConnectorError):
 
 
 class Gate(Protocol):
-    """What a connector wraps around each HTTP request it sends (``worker.rate_limits.RequestGate``).
+    """What a connector wraps around each HTTP request it sends (``worker.limits.rate.RequestGate``).
 
     ``request()`` waits for the connection's shared rate and concurrency limits
     and raises ``TransientError`` (nothing sent) when the request must not go
@@ -266,9 +266,9 @@ class Connector(abc.ABC):
     """The CRM's limits for one connection when its config says nothing: a
     mapping (or ``worker.settings.RateLimit``) of ``requests``/``per_s``,
     ``concurrency`` and ``daily_share``; None: unlimited. Config keys override
-    it one by one (``worker.rate_limits.gate_for``)."""
+    it one by one (``worker.limits.rate.gate_for``)."""
     gate: Gate = NO_GATE
-    """Set by the connector pool after construction (``worker.rate_limits``);
+    """Set by the connector pool after construction (``worker.limits.rate``);
     a connector sends each HTTP request inside ``with self.gate.request():``.
     A plugin that never calls it is simply not limited."""
 
@@ -294,7 +294,7 @@ class Connector(abc.ABC):
 
     @abc.abstractmethod
     def encode(self, field: FieldSchema, value: Any) -> Any:
-        """Turn a canonical value (``worker.coercion``) into the CRM's JSON value.
+        """Turn a canonical value (``worker.pipeline.coercion``) into the CRM's JSON value.
 
         Canonical types: str, bool, int, Decimal, datetime.date,
         datetime.datetime (aware, UTC), tuple[str, ...] for multi-selects, None.

@@ -15,7 +15,7 @@ Options (a connection's keys from the config file):
     A PEM file of CAs to trust (default: ``REQUESTS_CA_BUNDLE`` when set, else
     the system's).
 
-Wire facts this module relies on (see ``worker.simulators.hubspot``):
+Wire facts this module relies on (see ``simulators.hubspot``):
 
 * Property values travel as strings; an empty string clears a property.
 * ``dealstage``/``pipeline`` (and ``hs_pipeline``/``hs_pipeline_stage`` of
@@ -44,7 +44,7 @@ pipeline retries ``TransientError``. A 429 (``RATE_LIMIT``, policy
 else the window of ``X-HubSpot-RateLimit-Interval-Milliseconds``.
 
 Limits: every request goes through ``self.gate.request()`` (shared rate and
-concurrency limits, ``worker.rate_limits``). The choke point is the urllib3
+concurrency limits, ``worker.limits.rate``). The choke point is the urllib3
 pool manager inside each API object's ``ApiClient.rest_client``, which every
 generated API method ends in: ``_api`` wraps it in ``_GatedPoolManager`` when
 it builds the API object.

@@ -28,7 +28,7 @@ renew an expired session once per call. simple-salesforce is always used in
 Limits: every request simple-salesforce sends (logins included) goes through
 the connector's requests session wrapper, ``_TimedSession.request``, which
 runs it inside ``self.gate.request()`` (shared rate/concurrency limits, see
-``worker.rate_limits``) and reports each answer's ``Sforce-Limit-Info:
+``worker.limits.rate``) and reports each answer's ``Sforce-Limit-Info:
 api-usage=USED/LIMIT`` to ``gate.observe_daily_usage``, so the gate can stop
 before the org's daily allocation is spent. ``REQUEST_LIMIT_EXCEEDED`` (403
 or 429) is a ``TransientError`` with the answer's ``Retry-After`` (Salesforce

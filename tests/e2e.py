@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from worker.connector_pool import ConnectorPool
+from worker.pipeline.connector_pool import ConnectorPool
 from worker.ledger import Ledger
-from worker.pipeline import Pipeline
-from worker.plan import RecordingReport
-from worker.retry import RetryPolicy
+from worker.pipeline.runner import Pipeline
+from worker.pipeline.plan import RecordingReport
+from worker.limits.backoff import RetryPolicy
 from worker.settings import parse_config
-from worker.siro_client import SiroClient
+from worker.siro.client import SiroClient
 
 
 class Outcomes(NamedTuple):

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from worker.simulators.server import free_port
+from simulators.server import free_port
 
 WEBHOOK_SECRET = "whsec-e2e-0123456789abcdef"
 
@@ -97,7 +97,7 @@ class ServiceProcesses:
 
     def start_webhook(self, timeout: float = 30) -> str:
         port = free_port()
-        process, log = self._start("webhook", [sys.executable, "-m", "worker.cli", "webhook", "--port", str(port)])
+        process, log = self._start("webhook", [sys.executable, "-m", "worker.cli.main", "webhook", "--port", str(port)])
         url = f"http://127.0.0.1:{port}"
 
         def up() -> bool:
@@ -114,7 +114,7 @@ class ServiceProcesses:
         return url
 
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "worker.cli", *args], env=self.env, cwd=self.folder,
+        return subprocess.run([sys.executable, "-m", "worker.cli.main", *args], env=self.env, cwd=self.folder,
                               capture_output=True, text=True, timeout=timeout)
 
     def kill(self, process: subprocess.Popen, sig: int = signal.SIGKILL) -> None:

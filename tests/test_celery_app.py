@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from worker.celery_app import celery_config
+from worker.service.celery_app import celery_config
 from worker.settings import Settings, parse_config
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.simulators.siro import SiroState
-from worker.simulators.tls import local_tls
+from simulators.siro import SiroState
+from simulators.tls import local_tls
 
 X = SiroState.extraction
 WRITEBACK = str(Path(sys.executable).parent / "writeback")

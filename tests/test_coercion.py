@@ -1,4 +1,4 @@
-"""Pure tests of worker.coercion: extracted values into CRM-neutral field types,
+"""Pure tests of worker.pipeline.coercion: extracted values into CRM-neutral field types,
 CRM current values into the same canonical form, and comparisons (DESIGN §2, §5)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from connectors.base import FieldSchema, FieldType, Option
-from worker.coercion import (
+from worker.pipeline.coercion import (
     InvalidValue,
     coerce,
     comparable,

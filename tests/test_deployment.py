@@ -268,7 +268,7 @@ def test_celery_app_named_in_the_commands_resolves(celery_app):
 
 
 def test_tasks_named_anywhere_exist_in_the_celery_app(compose, celery_app):
-    # Waits on the Celery app and worker.tasks being written.
+    # Waits on the Celery app and worker.service.tasks being written.
     named = {match for text in strings(compose) for match in re.findall(r"\bworker\.tasks\.\w+", text)}
     missing = sorted((named | DOCUMENTED_TASKS) - set(celery_app["tasks"]))
     assert not missing, f"not registered in the Celery app: {missing}"
@@ -285,7 +285,7 @@ def test_worker_stop_grace_period_outlasts_the_task_hard_time_limit(services, ce
 
 def test_writeback_commands_parse(services):
     # `webhook` and `ready` wait on the CLI's new subcommands.
-    from worker.cli import build_parser
+    from worker.cli.main import build_parser
 
     seen = {}
     for where, words in commands(services):
@@ -294,7 +294,7 @@ def test_writeback_commands_parse(services):
         try:
             seen[where] = build_parser().parse_args(words[1:])
         except SystemExit:
-            pytest.fail(f"{where}: `{shlex.join(words)}` does not parse with worker.cli.build_parser()")
+            pytest.fail(f"{where}: `{shlex.join(words)}` does not parse with worker.cli.main.build_parser()")
     assert seen["webhook.command"].command == "webhook"
     assert seen["beat.healthcheck"].command == "ready"
     webhook = seen["webhook.command"]

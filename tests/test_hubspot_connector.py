@@ -18,17 +18,17 @@ from connectors.base import (
     UnknownObject,
 )
 from connectors.hubspot import HubSpotConnector
-from worker.coercion import InvalidValue, coerce
+from worker.pipeline.coercion import InvalidValue, coerce
 from worker.errors import ConfigError
-from worker.simulators.hubspot import (
+from simulators.hubspot import (
     DEFAULT_TOKEN,
     RENEWALS_PIPELINE,
     HubSpotState,
     create_app,
     seed_default_portal,
 )
-from worker.simulators.server import ServedApp, free_port
-from worker.simulators.tls import local_tls
+from simulators.server import ServedApp, free_port
+from simulators.tls import local_tls
 
 
 def make_deals(state: HubSpotState, count: int) -> list[str]:

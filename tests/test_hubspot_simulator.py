@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from worker.simulators.hubspot import DEFAULT_TOKEN, MAX_BATCH, HubSpotState
+from simulators.hubspot import DEFAULT_TOKEN, MAX_BATCH, HubSpotState
 
 AUTH = {"Authorization": f"Bearer {DEFAULT_TOKEN}"}
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e import make_pipeline, outcomes_of
 from tests.test_sync_salesforce import connection
-from worker.simulators.siro import SiroState
+from simulators.siro import SiroState
 
 X = SiroState.extraction
 

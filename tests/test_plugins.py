@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from connectors import registry
-from worker.connector_pool import ConnectorPool
+from worker.pipeline.connector_pool import ConnectorPool
 from worker.errors import ConfigError
-from worker.pipeline import Pipeline
-from worker.retry import RetryPolicy
+from worker.pipeline.runner import Pipeline
+from worker.limits.backoff import RetryPolicy
 from worker.settings import parse_config
-from worker.siro_models import Recording
+from worker.siro.models import Recording
 
 PLUGIN_SOURCE = Path(__file__).parent / "plugin_example"
 

@@ -12,11 +12,11 @@ import pytest
 
 from tests.fixtures.siro import SIRO_TEST_TOKEN, SiroServer
 from worker.ledger import Ledger
-from worker.polling import PassResult, backfill, poll_pass
+from worker.service.polling import PassResult, backfill, poll_pass
 from worker.settings import PollConfig
-from worker.simulators.siro import SiroState, iso
-from worker.siro_client import SiroClient, SiroUnavailable
-from worker.siro_models import Recording, RecordingPage
+from simulators.siro import SiroState, iso
+from worker.siro.client import SiroClient, SiroUnavailable
+from worker.siro.models import Recording, RecordingPage
 
 T = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)  # "now", for us and for the simulator
 LIST = "/v1/core/recordings"

@@ -1,4 +1,4 @@
-"""Rate limits shared through Redis (``worker.rate_limits``) and the connectors' gates.
+"""Rate limits shared through Redis (``worker.limits.rate``) and the connectors' gates.
 
 Cross-process guarantees are shown with real subprocesses against the private
 ``redis-server`` of ``tests/fixtures/redis.py``. Nothing here asserts on
@@ -22,9 +22,9 @@ import redis
 from connectors.base import NO_GATE, Connector, RecordWrite, TransientError
 from connectors.hubspot import HubSpotConnector
 from connectors.salesforce import SalesforceConnector
-from worker.connector_pool import ConnectorPool
+from worker.pipeline.connector_pool import ConnectorPool
 from worker.errors import ConfigError
-from worker.rate_limits import (
+from worker.limits.rate import (
     DAILY_RETRY_AFTER_S,
     LimiterBusy,
     LocalConcurrencyLimiter,
@@ -39,8 +39,8 @@ from worker.rate_limits import (
     siro_limiter,
 )
 from worker.settings import ConnectionConfig, WritebackConfig, parse_config
-from worker.simulators.server import free_port
-from worker.siro_client import SiroUnavailable, SlidingWindowRateLimiter
+from simulators.server import free_port
+from worker.siro.client import SiroUnavailable, SlidingWindowRateLimiter
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,7 +60,7 @@ def connection(connector: str, name: str | None = None, **extra: Any) -> Connect
 
 _RATE_CHILD = """
 import json, sys, time
-from worker.rate_limits import RedisRateLimiter, redis_client
+from worker.limits.rate import RedisRateLimiter, redis_client
 url, key, limit, period, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
 client = redis_client(url)
 limiter = RedisRateLimiter(client, key, limit, period)
@@ -76,7 +76,7 @@ print(json.dumps(stamps))
 
 _SLOT_CHILD = """
 import json, sys, time
-from worker.rate_limits import RedisConcurrencyLimiter, redis_client
+from worker.limits.rate import RedisConcurrencyLimiter, redis_client
 url, key, limit, count, hold = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
 client = redis_client(url)
 limiter = RedisConcurrencyLimiter(client, key, limit, lease_s=60)
@@ -96,7 +96,7 @@ print(json.dumps(spans))
 
 _HOLDER_CHILD = """
 import sys, time
-from worker.rate_limits import RedisConcurrencyLimiter, redis_client
+from worker.limits.rate import RedisConcurrencyLimiter, redis_client
 limiter = RedisConcurrencyLimiter(redis_client(sys.argv[1]), sys.argv[2], 1, lease_s=float(sys.argv[3]))
 limiter.acquire()
 print("held", flush=True)

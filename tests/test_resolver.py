@@ -1,4 +1,4 @@
-"""Pure tests of worker.resolver: a recording and a connection in, a write plan out (DESIGN §2)."""
+"""Pure tests of worker.pipeline.resolver: a recording and a connection in, a write plan out (DESIGN §2)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 
 from connectors.base import ModelTarget
-from worker.outcomes import Outcome
-from worker.plan import FieldReport, FieldWrite, RecordUpdate, WritePlan
-from worker.resolver import resolve
+from worker.pipeline.report import Outcome
+from worker.pipeline.plan import FieldReport, FieldWrite, RecordUpdate, WritePlan
+from worker.pipeline.resolver import resolve
 from worker.settings import ConnectionConfig
-from worker.siro_models import Recording
+from worker.siro.models import Recording
 
 # The default model maps of DESIGN §2, as the connectors declare them (keys lower-case).
 SALESFORCE_MODELS = {

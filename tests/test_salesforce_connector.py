@@ -18,8 +18,8 @@ from connectors.base import (
     UnknownObject,
 )
 from connectors.salesforce import BATCH_SIZE, SalesforceConfigError, SalesforceConnector
-from worker import coercion
-from worker.simulators.salesforce import SFField, make_id
+from worker.pipeline import coercion
+from simulators.salesforce import SFField, make_id
 
 
 def patches(state):
@@ -122,7 +122,7 @@ def test_describe_nillable(salesforce_connector, salesforce_state, salesforce_id
 
 
 def test_describe_dependent_picklists(salesforce_connector, salesforce_state, salesforce_ids):
-    from worker.simulators.salesforce import PicklistValue
+    from simulators.salesforce import PicklistValue
 
     salesforce_state.add_field("Account", SFField("Sub_Industry__c", "picklist", "Sub-Industry", length=255,
                                                   restricted_picklist=True, controller="Industry", picklist_values=[
@@ -598,7 +598,7 @@ def test_login_unavailable_is_transient(salesforce_state, salesforce_login, sale
 
 
 def test_default_session_trusts_requests_ca_bundle(salesforce_options, salesforce_ids, monkeypatch):
-    from worker.simulators.tls import local_tls
+    from simulators.tls import local_tls
 
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", local_tls().ca_bundle)
     connector = SalesforceConnector(salesforce_options)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.simulators.salesforce import id_suffix, make_id, to_id18
+from simulators.salesforce import id_suffix, make_id, to_id18
 
 
 @pytest.fixture
@@ -202,7 +202,7 @@ def test_datetimes_are_kept_to_the_second(api, salesforce_ids, salesforce_state)
 
 
 def test_describe_reports_nillable_as_salesforce_does(api, salesforce_state):
-    from worker.simulators.salesforce import SFField
+    from simulators.salesforce import SFField
 
     salesforce_state.add_field("Opportunity", SFField("Is_Priority__c", "boolean"))  # nillable not said
     status, body, _ = api("GET", "/sobjects/Opportunity/describe")
@@ -230,7 +230,7 @@ def test_fault_after_and_query_contains(api, salesforce_ids, salesforce_state):
 def test_dependent_picklist_describe(api, salesforce_state):
     import base64
 
-    from worker.simulators.salesforce import PicklistValue, SFField
+    from simulators.salesforce import PicklistValue, SFField
 
     salesforce_state.add_field("Account", SFField("Sub_Industry__c", "picklist", controller="Industry", picklist_values=[
         PicklistValue("Solar", valid_for=("Energy",)),

@@ -18,8 +18,8 @@ from typing import Any
 
 from tests.fixtures.service import World, post
 from tests.service import WEBHOOK_SECRET, ServiceProcesses, wait_for
-from worker.simulators.hubspot import DEFAULT_TOKEN
-from worker.simulators.server import free_port
+from simulators.hubspot import DEFAULT_TOKEN
+from simulators.server import free_port
 
 DEAD_BROKER = "redis://127.0.0.1:1/0"
 

@@ -21,7 +21,7 @@ import httpx
 
 from tests.fixtures.service import CONNECTION_ID, RATE, World, post
 from tests.service import WEBHOOK_SECRET, ServiceProcesses, wait_for
-from worker.simulators.siro import SiroState
+from simulators.siro import SiroState
 
 X = SiroState.extraction
 

@@ -514,7 +514,7 @@ def test_the_shipped_example_config_names_its_unset_variable():
 
 
 def test_the_demo_defaults_load():
-    path = REPO / "worker" / "defaults" / "demo.toml"
+    path = REPO / "worker" / "cli" / "demo.toml"
     env = {name: "https://x" for name in ("DEMO_HUBSPOT_TOKEN", "DEMO_HUBSPOT_URL", "DEMO_SALESFORCE_TOKEN",
                                           "DEMO_SALESFORCE_URL")}
     assert len(load_config_file(path, env).connections) == 2

@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from tests.fixtures.siro import SIRO_TEST_TOKEN, SiroServer
-from worker.simulators.server import free_port
-from worker.simulators.siro import SiroState
-from worker.siro_client import (
+from simulators.server import free_port
+from simulators.siro import SiroState
+from worker.siro.client import (
     RecordingNotFound,
     SiroAuthError,
     SiroClient,
@@ -539,8 +539,8 @@ def test_constructor_validation() -> None:
 
 
 def test_prefixed_base_url(siro_server: SiroServer) -> None:
-    from worker.simulators.server import ServedApp
-    from worker.simulators.siro import create_app
+    from simulators.server import ServedApp
+    from simulators.siro import create_app
 
     siro_server.state.add_recording("rec-1")
     with ServedApp(create_app(siro_server.state, prefix="/api-externalApi")) as served:
@@ -566,7 +566,7 @@ def _all_text(exc: BaseException) -> str:
 
 def test_token_never_leaks(siro_server: SiroServer, make_siro_client: MakeClient, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    for name in ("httpx", "httpcore", "worker.siro_client", "worker.siro_models"):
+    for name in ("httpx", "httpcore", "worker.siro.client", "worker.siro.models"):
         caplog.set_level(logging.DEBUG, logger=name)
     state = siro_server.state
     state.add_recording("rec-1")

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from worker.siro_models import CallerIdentity, CrmLinks, EntityExtraction, Recording, RecordingPage
+from worker.siro.models import CallerIdentity, CrmLinks, EntityExtraction, Recording, RecordingPage
 
 UTC = dt.UTC
 
@@ -324,7 +324,7 @@ def test_recording_without_id_is_rejected_but_page_survives(caplog: pytest.LogCa
     for bad in ({}, {"id": None}, {"id": ""}, {"id": {"x": 1}}):
         with pytest.raises(ValidationError):
             Recording.model_validate(bad)
-    caplog.set_level(logging.WARNING, logger="worker.siro_models")
+    caplog.set_level(logging.WARNING, logger="worker.siro.models")
     page = RecordingPage.model_validate({"data": [{"id": "a"}, {"title": "no id"}, None, "b", {"id": 5}], "cursor": "c1"})
     assert [r.id for r in page.data] == ["a", "5"]
     assert page.cursor == "c1"

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from tests.e2e import make_pipeline, outcomes_of
-from worker.simulators.hubspot import DEFAULT_TOKEN, HubSpotState
-from worker.simulators.siro import SiroState
+from simulators.hubspot import DEFAULT_TOKEN, HubSpotState
+from simulators.siro import SiroState
 
 X = SiroState.extraction
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from tests.e2e import make_pipeline, outcomes_of
-from worker.simulators.salesforce import PicklistValue, SalesforceState, SeededIds
-from worker.simulators.siro import SiroState
+from simulators.salesforce import PicklistValue, SalesforceState, SeededIds
+from simulators.siro import SiroState
 
 X = SiroState.extraction
 

@@ -13,7 +13,7 @@ from celery.exceptions import TimeLimitExceeded
 from worker.ledger import Ledger
 from worker.runtime import Runtime, use_runtime
 from worker.settings import Settings
-from worker.tasks import process_page, process_recording
+from worker.service.tasks import process_page, process_recording
 
 
 def test_a_task_killed_by_its_hard_time_limit_goes_on_the_dead_letter_list(tmp_path):
@@ -44,7 +44,7 @@ def test_a_request_siro_will_never_accept_goes_on_the_dead_letter_list(tmp_path,
     from pydantic import SecretStr
 
     from worker.settings import parse_config
-    from worker.simulators.hubspot import DEFAULT_TOKEN
+    from simulators.hubspot import DEFAULT_TOKEN
 
     url = f"sqlite:///{tmp_path}/ledger.db"
     config = parse_config({"connections": [{"connector": "hubspot", "api_url": hubspot_url,

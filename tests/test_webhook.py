@@ -28,9 +28,9 @@ from pydantic import ValidationError
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from worker.dedupe import PENDING, Dedupe, DedupeUnavailable, MemoryDedupe, RedisDedupe
-from worker.simulators.server import ServedApp, free_port
-from worker.webhook import (
+from worker.service.dedupe import PENDING, Dedupe, DedupeUnavailable, MemoryDedupe, RedisDedupe
+from simulators.server import ServedApp, free_port
+from worker.service.webhook import (
     DEDUPE_TTL_S,
     EVENT_TYPES,
     LOGGERS,
@@ -417,7 +417,7 @@ def test_unexpected_enqueue_error_is_500_without_the_secret_and_releases_the_cla
     webhook: Webhook, caplog: pytest.LogCaptureFixture
 ) -> None:
     webhook.queue.error = RuntimeError(f"boom near /webhooks/siro/{SECRET} and {SECRET}")
-    with caplog.at_level(logging.ERROR, logger="worker.webhook"):
+    with caplog.at_level(logging.ERROR, logger="worker.service.webhook"):
         response = post(webhook, event(), headers={}, path=f"/webhooks/siro/{SECRET}")
     assert response.status_code == 500
     assert response.json()["error"] == "internal_error"
@@ -646,9 +646,9 @@ def test_served_access_log_never_contains_the_secret(capsys: pytest.CaptureFixtu
     with _logging_restored():
         # The same uvicorn configuration ``serve`` runs, on a loopback port.
         server = uvicorn.Server(server_config(app, "127.0.0.1", port))
-        for name in ("uvicorn.access", "uvicorn.error", "worker.webhook"):
+        for name in ("uvicorn.access", "uvicorn.error", "worker.service.webhook"):
             logging.getLogger(name).addHandler(capture)
-        logging.getLogger("worker.webhook").setLevel(logging.INFO)
+        logging.getLogger("worker.service.webhook").setLevel(logging.INFO)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         try:
@@ -669,7 +669,7 @@ def test_served_access_log_never_contains_the_secret(capsys: pytest.CaptureFixtu
         finally:
             server.should_exit = True
             thread.join(10)
-            for name in ("uvicorn.access", "uvicorn.error", "worker.webhook"):
+            for name in ("uvicorn.access", "uvicorn.error", "worker.service.webhook"):
                 logging.getLogger(name).removeHandler(capture)
     logged = captured.getvalue()
     printed = capsys.readouterr()

@@ -18,8 +18,8 @@ from tests.e2e import make_pipeline, outcomes_of
 from worker.ledger import IntentRow, Ledger, LedgerUnavailable, OutcomeRow
 from worker.ledger.schema import Attempt, Run, WriteIntent, utcnow
 from worker.ledger.store import _alembic_config
-from worker.simulators.salesforce import SalesforceState
-from worker.simulators.siro import SiroState
+from simulators.salesforce import SalesforceState
+from simulators.siro import SiroState
 
 CONN = "salesforce-main"
 X = SiroState.extraction

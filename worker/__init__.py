@@ -12,7 +12,7 @@ def __getattr__(name: str):
     # ``celery -A worker`` looks up ``worker.app``; import Celery only then, so
     # the CLI and the library stay light.
     if name == "app":
-        from worker.celery_app import app
+        from worker.service.celery_app import app
 
         return app
     raise AttributeError(f"module 'worker' has no attribute {name!r}")

@@ -19,13 +19,13 @@ import os
 import threading
 from typing import Any
 
-from worker.connector_pool import ConnectorPool
+from worker.pipeline.connector_pool import ConnectorPool
 from worker.errors import ConfigError
 from worker.ledger import Ledger, LedgerError, LedgerUnavailable
-from worker.pipeline import Pipeline
-from worker.retry import RetryPolicy
+from worker.pipeline.runner import Pipeline
+from worker.limits.backoff import RetryPolicy
 from worker.settings import Settings, load_settings
-from worker.siro_client import SiroClient
+from worker.siro.client import SiroClient
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class Runtime:
     @property
     def connectors(self) -> ConnectorPool:
         def build() -> ConnectorPool:
-            from worker.rate_limits import DEFAULT_MAX_WAIT_S, gate_for
+            from worker.limits.rate import DEFAULT_MAX_WAIT_S, gate_for
 
             client = self.redis
             # In a task, a wait for a turn ends (as a transient failure, retried later) before the soft time limit.
@@ -136,9 +136,9 @@ class Runtime:
         return self._get("pipeline", build)
 
     @property
-    def dedupe(self):  # noqa: ANN201 - worker.dedupe.Dedupe
+    def dedupe(self):  # noqa: ANN201 - worker.service.dedupe.Dedupe
         def build():  # noqa: ANN202
-            from worker.dedupe import MemoryDedupe, RedisDedupe
+            from worker.service.dedupe import MemoryDedupe, RedisDedupe
 
             client = self.redis
             return RedisDedupe(client) if client is not None else MemoryDedupe()
@@ -149,7 +149,7 @@ class Runtime:
 
     def readiness(self) -> dict[str, str | None]:
         """Each dependency: None when it answers, else a short reason (no secrets)."""
-        from worker.celery_app import app
+        from worker.service.celery_app import app
 
         checks: dict[str, str | None] = {}
         try:
@@ -187,7 +187,7 @@ class Runtime:
 def siro_client(settings: Settings, shared_redis: Any = None, **options: Any) -> SiroClient:
     """The Siro client for these settings, paced through ``shared_redis`` when
     given (else in-process); a malformed URL or token is a config error."""
-    from worker.rate_limits import siro_limiter
+    from worker.limits.rate import siro_limiter
 
     token = settings.require_siro_token()
     try:
@@ -203,7 +203,7 @@ def connect_redis(url: str, *, optional: bool = False):  # noqa: ANN201 - redis.
         return None
     import redis
 
-    from worker.rate_limits import redis_client
+    from worker.limits.rate import redis_client
 
     client = redis_client(url, timeout_s=3)
     if optional:

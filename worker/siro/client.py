@@ -46,7 +46,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import ValidationError
 
-from worker.siro_models import CallerIdentity, Recording, RecordingPage
+from worker.siro.models import CallerIdentity, Recording, RecordingPage
 
 log = logging.getLogger(__name__)
 

@@ -1393,7 +1393,7 @@ def client_session(served_url: str | None = None, *, ca_bundle: str | None = Non
     ``trust_env`` is off so that an ambient ``REQUESTS_CA_BUNDLE`` or proxy
     cannot override the local CA.
     """
-    from worker.simulators.tls import local_tls
+    from simulators.tls import local_tls
 
     session = requests.Session()
     session.trust_env = False

@@ -41,7 +41,7 @@ from pydantic.alias_generators import to_camel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from worker.dedupe import Dedupe
+from worker.service.dedupe import Dedupe
 from worker.errors import BrokerUnavailable
 
 log = logging.getLogger(__name__)
@@ -413,7 +413,7 @@ def server_config(app: FastAPI, host: str = "0.0.0.0", port: int = 8000, **optio
     config = uvicorn.Config(app, host=host, port=port, **options)
     secret_filter = getattr(app.state, "secret_filter", None)
     if secret_filter is None:
-        raise ValueError("serve() takes an app made by worker.webhook.create_app")
+        raise ValueError("serve() takes an app made by worker.service.webhook.create_app")
     install_secret_filter(secret_filter)
     return config
 

@@ -20,15 +20,15 @@ from rich.console import Console
 
 from connectors.base import ConnectorError, UnknownObject
 from worker import __version__
-from worker.connector_pool import ConnectorPool
+from worker.pipeline.connector_pool import ConnectorPool
 from worker.errors import ConfigError, CredentialError, WritebackError
-from worker.pipeline import AUTH, Pipeline
-from worker.plan import RecordingReport
-from worker.redact import install_redaction
-from worker.report import render_report
+from worker.pipeline.runner import AUTH, Pipeline
+from worker.pipeline.plan import RecordingReport
+from worker.logs import install_redaction
+from worker.cli.render import render_report
 from worker.runtime import Runtime, siro_client
 from worker.settings import ConnectionConfig, Settings, load_settings
-from worker.siro_client import SiroAuthError, SiroError
+from worker.siro.client import SiroAuthError, SiroError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -105,7 +105,7 @@ def _main(argv: Sequence[str] | None) -> int:
     )
     try:
         if args.command == "demo":
-            from worker.demo import run_demo
+            from worker.cli.demo import run_demo
 
             return run_demo(as_json=args.json)
         settings = load_settings()
@@ -114,7 +114,7 @@ def _main(argv: Sequence[str] | None) -> int:
             return _sync(settings, args.recording_id, dry_run=args.dry_run, as_json=args.json)
         if args.command == "check":
             return _check(settings)
-        from worker import service_commands
+        from worker.cli import service as service_commands
 
         return service_commands.run(args, settings)
     except (ConfigError, CredentialError) as exc:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from worker.simulators.hubspot import HubSpotState
-from worker.simulators.salesforce import SalesforceState, SeededIds
-from worker.simulators.siro import SiroState
+from simulators.hubspot import HubSpotState
+from simulators.salesforce import SalesforceState, SeededIds
+from simulators.siro import SiroState
 
 SALESFORCE_CONNECTION_ID = "ic_demo_salesforce"
 HUBSPOT_CONNECTION_ID = "ic_demo_hubspot"

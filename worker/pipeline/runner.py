@@ -34,16 +34,16 @@ from connectors.base import (
     TransientError,
     UnknownObject,
 )
-from worker import coercion
-from worker.connector_pool import ConnectorPool
+from worker.pipeline import coercion
+from worker.pipeline.connector_pool import ConnectorPool
 from worker.ledger import IntentRow, Ledger, LedgerUnavailable, OutcomeRow
-from worker.outcomes import Outcome
-from worker.plan import FieldReport, FieldWrite, RecordingReport, RecordUpdate, WritePlan, status_of
-from worker.resolver import resolve
-from worker.retry import RetryPolicy
+from worker.pipeline.report import Outcome
+from worker.pipeline.plan import FieldReport, FieldWrite, RecordingReport, RecordUpdate, WritePlan, status_of
+from worker.pipeline.resolver import resolve
+from worker.limits.backoff import RetryPolicy
 from worker.settings import ConnectionConfig, WritebackConfig
-from worker.siro_client import RecordingNotFound, SiroClient
-from worker.siro_models import Recording
+from worker.siro.client import RecordingNotFound, SiroClient
+from worker.siro.models import Recording
 
 AUTH = "auth"
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from typing import Any
 
 import uvicorn
 
-from worker.simulators.tls import local_tls
+from simulators.tls import local_tls
 
 
 def free_port() -> int:

@@ -41,14 +41,14 @@ from celery.exceptions import Reject, Retry, SoftTimeLimitExceeded, TimeLimitExc
 from celery.signals import after_setup_logger, after_setup_task_logger, worker_shutdown
 from kombu.exceptions import KombuError, OperationalError
 
-from worker.celery_app import app
+from worker.service.celery_app import app
 from worker.errors import BrokerUnavailable
 from worker.ledger import LedgerUnavailable
-from worker.pipeline import AUTH
-from worker.plan import RecordingReport
+from worker.pipeline.runner import AUTH
+from worker.pipeline.plan import RecordingReport
 from worker.runtime import Runtime, runtime
-from worker.siro_client import RecordingNotFound, SiroAuthError, SiroError, SiroUnavailable
-from worker.siro_models import Recording
+from worker.siro.client import RecordingNotFound, SiroAuthError, SiroError, SiroUnavailable
+from worker.siro.models import Recording
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ def _page(recordings: Sequence[Any]) -> list[Recording]:
 @app.task(bind=True, name="worker.tasks.poll")
 def poll(self: Task) -> dict[str, Any]:
     """One polling pass; skipped while another pass holds the lock."""
-    from worker.polling import poll_pass
+    from worker.service.polling import poll_pass
 
     rt = runtime()
     # One pass at a time across the deployment: a slow pass must not overlap the next.
@@ -454,7 +454,7 @@ def _recording_locks(rt: Runtime, recording_ids: Sequence[str], *, wait_s: float
 @after_setup_logger.connect
 @after_setup_task_logger.connect
 def _redact_logs(logger: logging.Logger, **_: Any) -> None:
-    from worker.redact import RedactingFilter, secrets_of
+    from worker.logs import RedactingFilter, secrets_of
 
     try:
         redactor = RedactingFilter(secrets_of(runtime().settings))

@@ -9,8 +9,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from worker.outcomes import Outcome
-from worker.plan import FieldReport, RecordingReport
+from worker.pipeline.report import Outcome
+from worker.pipeline.plan import FieldReport, RecordingReport
 
 _STYLE = {
     Outcome.WRITTEN: "green",

@@ -19,18 +19,18 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from worker.errors import BrokerUnavailable, ConfigError, WritebackError
-from worker.pipeline import AUTH
-from worker.plan import RecordingReport
-from worker.report import summarize
+from worker.pipeline.runner import AUTH
+from worker.pipeline.plan import RecordingReport
+from worker.cli.render import summarize
 from worker.runtime import Runtime
 from worker.settings import Settings
-from worker.siro_models import Recording
+from worker.siro.models import Recording
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.celery_app import configure
+    from worker.service.celery_app import configure
 
     configure(settings)
     rt = Runtime(settings, redis_optional=args.command in ("poll", "backfill"), in_task=False)
@@ -57,7 +57,7 @@ class _Pages:
             if not self.dry_run:
                 self._dead_letter(reports)
             return 0
-        from worker.tasks import enqueue_page
+        from worker.service.tasks import enqueue_page
 
         try:
             return enqueue_page(page, self.trigger)
@@ -87,7 +87,7 @@ class _Pages:
 
 
 def _poll(args: argparse.Namespace, rt: Runtime) -> int:
-    from worker.polling import poll_pass
+    from worker.service.polling import poll_pass
 
     pages = _Pages(rt, "poll", in_process=args.in_process)
     result = poll_pass(rt.siro, rt.ledger, rt.config.poll, pages)
@@ -101,7 +101,7 @@ def _poll(args: argparse.Namespace, rt: Runtime) -> int:
 
 
 def _backfill(args: argparse.Namespace, rt: Runtime) -> int:
-    from worker.polling import backfill
+    from worker.service.polling import backfill
 
     until = args.until or datetime.now(UTC)
     if args.since >= until:
@@ -154,7 +154,7 @@ def _failed(args: argparse.Namespace, rt: Runtime) -> int:
 
 
 def _retry(args: argparse.Namespace, rt: Runtime) -> int:
-    from worker.tasks import enqueue_recording
+    from worker.service.tasks import enqueue_recording
 
     if args.all:
         ids = [row["recording_id"] for row in rt.ledger.dead_letters()]
@@ -182,7 +182,7 @@ def _retry(args: argparse.Namespace, rt: Runtime) -> int:
 
 
 def _webhook(args: argparse.Namespace, rt: Runtime) -> int:
-    from worker.webhook import serve
+    from worker.service.webhook import serve
 
     app = webhook_app(rt)
     serve(app, args.host, args.port)
@@ -191,7 +191,7 @@ def _webhook(args: argparse.Namespace, rt: Runtime) -> int:
 
 def webhook_app(rt: Runtime):  # noqa: ANN201 - a FastAPI app
     """The webhook app wired to the broker, the shared dedupe store and the health checks."""
-    from worker import tasks, webhook
+    from worker.service import tasks, webhook
 
     if rt.settings.webhook_secret is None:
         raise ConfigError(

@@ -44,11 +44,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from worker.settings import PollConfig
-from worker.siro_models import Recording, RecordingPage
+from worker.siro.models import Recording, RecordingPage
 
 if TYPE_CHECKING:
     from worker.ledger import Ledger
-    from worker.siro_client import SiroClient
+    from worker.siro.client import SiroClient
 
 __all__ = ["POLL_WATERMARK", "PassResult", "backfill", "poll_pass", "utc_now"]
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.coercion import to_json
-from worker.outcomes import FAILING, Outcome
+from worker.pipeline.coercion import to_json
+from worker.pipeline.report import FAILING, Outcome
 
 
 @dataclass(frozen=True)

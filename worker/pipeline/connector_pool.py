@@ -3,7 +3,7 @@
 The pool turns a ``[[connections]]`` table into a live connector: it finds the
 class through the registry (entry points), rejects keys the connector does
 not read, and keeps the instance (and so its schema cache) for the process.
-``gate_factory`` (``worker.rate_limits.gate_factory``) gives each instance the
+``gate_factory`` (``worker.limits.rate.gate_factory``) gives each instance the
 gate that paces its requests with every other worker's.
 """
 

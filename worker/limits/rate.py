@@ -30,7 +30,7 @@ Redis keys (all under ``writeback:rate:``):
 Failures: a connector's gate turns every limiter problem (Redis unreachable,
 no turn within ``max_wait_s``) into ``connectors.base.TransientError`` with a
 ``retry_after``, so the pipeline retries later. The Siro limiter raises
-``worker.siro_client.SiroUnavailable`` (with ``retry_after``), the error the
+``worker.siro.client.SiroUnavailable`` (with ``retry_after``), the error the
 Siro client already raises when Siro cannot be reached.
 """
 
@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from connectors.base import NO_GATE, Connector, NoGate, TransientError
 from worker.errors import ConfigError
-from worker.siro_client import RateLimiter, SiroUnavailable, SlidingWindowRateLimiter
+from worker.siro.client import RateLimiter, SiroUnavailable, SlidingWindowRateLimiter
 
 if TYPE_CHECKING:
     import redis
@@ -153,7 +153,7 @@ return 0
 class RedisRateLimiter:
     """At most ``limit`` acquisitions in any ``period_s`` seconds, across every process using ``key``.
 
-    ``acquire()`` (the ``worker.siro_client.RateLimiter`` protocol) blocks until
+    ``acquire()`` (the ``worker.siro.client.RateLimiter`` protocol) blocks until
     a slot is free; ``span()`` also counts the request until its answer (see
     ``_RESTAMP_RATE``). Raises ``LimiterUnavailable`` when Redis fails and
     ``LimiterBusy`` after ``max_wait_s`` without a turn.

@@ -17,15 +17,15 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from worker.connector_pool import ConnectorPool
+from worker.pipeline.connector_pool import ConnectorPool
 from worker.ledger import Ledger
-from worker.pipeline import Pipeline
+from worker.pipeline.runner import Pipeline
 from worker.settings import WritebackConfig, parse_config
-from worker.simulators import hubspot, salesforce, siro
-from worker.simulators.sample_data import DemoRecordings, seed_demo
-from worker.simulators.server import ServedApp
-from worker.simulators.tls import local_tls
-from worker.siro_client import SiroClient
+from simulators import hubspot, salesforce, siro
+from simulators.sample_data import DemoRecordings, seed_demo
+from simulators.server import ServedApp
+from simulators.tls import local_tls
+from worker.siro.client import SiroClient
 
 # The kinds of CRM request, by a marker in the path, for the counters.
 _KINDS = ("composite/sobjects", "describe", "query", "batch/read", "batch/update", "properties", "pipelines")
@@ -48,7 +48,7 @@ class LocalService:
 
     def demo_config(self) -> WritebackConfig:
         """The packaged ``defaults/demo.toml``, pointed at these simulators."""
-        raw = tomllib.loads(resources.files("worker.defaults").joinpath("demo.toml").read_text())
+        raw = tomllib.loads(resources.files("worker.cli").joinpath("demo.toml").read_text())
         env = {
             "DEMO_SALESFORCE_URL": self.salesforce_url,
             "DEMO_SALESFORCE_TOKEN": self.salesforce_token,

@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from connectors.base import ModelTarget
-from worker.coercion import comparable, is_null
-from worker.outcomes import Outcome
-from worker.plan import FieldReport, FieldWrite, RecordUpdate, WritePlan
+from worker.pipeline.coercion import comparable, is_null
+from worker.pipeline.report import Outcome
+from worker.pipeline.plan import FieldReport, FieldWrite, RecordUpdate, WritePlan
 from worker.settings import ConnectionConfig
-from worker.siro_models import CrmLinks, Recording
+from worker.siro.models import CrmLinks, Recording
 
 SKIP_NOT_LINKED = "not_linked"
 SKIP_DELETED = "deleted"

@@ -26,7 +26,7 @@ from worker.settings import Settings, load_settings
 
 POLL_SCHEDULE = "poll"
 
-app = Celery("worker", include=["worker.tasks"])
+app = Celery("worker", include=["worker.service.tasks"])
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

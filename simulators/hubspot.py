@@ -35,7 +35,7 @@ type), and a request log (``requests``) that never holds the token.
 ``seed_default_portal`` fills a state with a realistic portal (deals with two
 pipelines whose closed stages share their labels, companies, contacts, leads,
 meetings); ``create_app`` wraps a state in a Starlette app that
-``worker.simulators.server.ServedApp`` can serve.
+``simulators.server.ServedApp`` can serve.
 """
 
 from __future__ import annotations

@@ -1,1 +1,0 @@
-"""Configuration shipped inside the package (the demo's embedded defaults)."""

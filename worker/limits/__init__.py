@@ -1,0 +1,1 @@
+"""What every process of a deployment shares: rate limits, locks, backoff."""

@@ -1,0 +1,1 @@
+"""The pipeline: fetch → resolve → validate → diff → write → record (DESIGN §1)."""

@@ -1,0 +1,1 @@
+"""Siro's external API: the HTTP client (``client``) and its tolerant payload models (``models``)."""
