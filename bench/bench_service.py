@@ -52,6 +52,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 
 from bench.bench_sync import seed
+from simulators import hubspot, salesforce, siro
+from simulators.local import serve_local
+from simulators.server import free_port
+from simulators.tls import local_tls
 from tests.service import (
     WEBHOOK_SECRET,
     service_env,
@@ -60,10 +64,6 @@ from tests.service import (
     write_config,
 )
 from worker.ledger import Ledger
-from simulators import hubspot, salesforce, siro
-from simulators.local import serve_local
-from simulators.server import free_port
-from simulators.tls import local_tls
 
 
 def start_redis(stack: ExitStack, folder: Path) -> str:

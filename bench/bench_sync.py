@@ -37,9 +37,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from worker.settings import parse_config  # noqa: E402
 from simulators import hubspot, salesforce, siro  # noqa: E402
 from simulators.local import serve_local  # noqa: E402
+from worker.settings import parse_config  # noqa: E402
 
 X = siro.SiroState.extraction
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from worker.ledger import Ledger  # noqa: E402
 from simulators.local import serve_demo  # noqa: E402
+from worker.ledger import Ledger  # noqa: E402
 
 
 def main() -> None:

@@ -15,8 +15,9 @@ asks it, per object, for four things:
 
 Values cross this boundary in canonical Python form (see ``worker.pipeline.coercion``);
 ``encode`` turns one into what the CRM's JSON wants. Failures that concern a
-whole call raise a ``ConnectorError`` subclass; failures of one record or
-field are returned, never raised.
+whole call raise one of the errors below (``AuthError``, ``TransientError``,
+``PermanentError``, ``UnknownObject``; ``ConfigError`` from the constructor);
+failures of one record or field are returned, never raised.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, ClassVar, Mapping, Protocol, Sequence
 
 SLOTS = ("opportunity", "account", "contacts", "lead", "engagement", "users")
@@ -122,6 +124,32 @@ class ModelTarget:
     object: str | None
 
 
+#: DESIGN §2: every ``crmModelName`` a connector knows by default (lower case) and the link slot it names.
+MODEL_ALIASES: Mapping[str, str] = MappingProxyType({
+    "opportunity": "opportunity", "deal": "opportunity",
+    "account": "account", "company": "account",
+    "contact": "contacts",
+    "lead": "lead",
+    "engagement": "engagement", "event": "engagement", "appointment": "engagement", "meeting": "engagement",
+    "user": "users", "owner": "users",
+})
+
+
+def models_for(objects: Mapping[str, str | None]) -> Mapping[str, ModelTarget]:
+    """A connector's ``default_models`` from the CRM object that holds each slot's records.
+
+    ``objects`` maps a slot to its object (None: the connector cannot write that
+    slot's models, outcome ``unsupported``); every alias of a slot it names
+    points there, and slots it leaves out have no default model.
+    """
+    unknown = set(objects) - set(SLOTS)
+    if unknown:
+        raise ValueError(f"unknown slot {sorted(unknown)[0]!r} (slots: {', '.join(SLOTS)})")
+    return MappingProxyType({
+        alias: ModelTarget(slot, objects[slot]) for alias, slot in MODEL_ALIASES.items() if slot in objects
+    })
+
+
 @dataclass(frozen=True)
 class FieldError:
     """Why one field (or a whole record) was not written.
@@ -164,54 +192,76 @@ class RecordWriteResult:
     errors: Mapping[str, FieldError] = field(default_factory=dict)
 
 
-def _interrupts() -> tuple[type[BaseException], ...]:
-    try:  # Celery's (billiard's) soft time limit, raised inside whatever the task is doing
-        from billiard.exceptions import SoftTimeLimitExceeded
-    except ImportError:  # pragma: no cover - celery brings billiard
-        return ()
-    return (SoftTimeLimitExceeded,)
+try:  # Celery's (billiard's) soft time limit, raised inside whatever the task is doing
+    from billiard.exceptions import SoftTimeLimitExceeded as SoftTimeLimit
+except ImportError:  # pragma: no cover - celery brings billiard
+
+    class SoftTimeLimit(Exception):  # type: ignore[no-redef]
+        """Stands in for Celery's soft time limit where Celery is not installed (never raised)."""
 
 
-#: Exceptions a connector must let through untouched, never turn into a
-#: ``ConnectorError``: a worker's soft time limit has to reach the task, which
-#: retries the recording.
-INTERRUPTS: tuple[type[BaseException], ...] = _interrupts()
+#: What a connector must let through untouched, never turn into one of its
+#: errors: a worker's soft time limit has to reach the task, which retries the
+#: recording.
+INTERRUPTS: tuple[type[BaseException], ...] = (SoftTimeLimit,)
 
 
-class ConnectorError(Exception):
-    """A whole call failed. Messages never carry credentials.
+# ---------------------------------------------------------------------- errors
+# The one error tree of the service and its connectors; ``worker/errors.py``
+# draws it whole. A connector raises ConfigError (from its constructor),
+# AuthError, TransientError, PermanentError or UnknownObject; failures of one
+# record or field are returned in its results, never raised.
 
-    Raised by ``write`` after some requests of the call succeeded (a split
-    batch, a re-send without a rejected field), ``partial`` holds the results
-    already settled, so nothing the CRM accepted is reported as failed and a
-    retry re-sends only the rest. A partial result may name only some fields
-    of its record: the others are unanswered and will be sent again.
+
+class WritebackError(Exception):
+    """Base of every error siro-writeback and its connectors raise. Messages never carry a secret.
+
+    ``partial``: raised by ``Connector.write`` after some requests of the call
+    were answered (a split batch, a re-send without a rejected field), the
+    results already settled, so nothing the CRM accepted is reported as failed
+    and a retry re-sends only the rest. A partial result may name only some
+    fields of its record: the others are unanswered and will be sent again.
     """
 
-    def __init__(self, message: str, *, partial: Sequence[RecordWriteResult] = ()) -> None:
+    def __init__(self, message: str = "", *, partial: Sequence[RecordWriteResult] = ()) -> None:
         super().__init__(message)
         self.partial = list(partial)
 
 
-class AuthError(ConnectorError):
-    """Credentials were rejected or expired and could not be renewed."""
+#: The name connectors have raised and caught since the first release: the root of the tree.
+ConnectorError = WritebackError
 
 
-class TransientError(ConnectorError):
-    """Worth retrying later: rate limits, 5xx, timeouts, connection errors."""
+class ConfigError(WritebackError):
+    """The configuration or environment is unusable: fix it and start again (``writeback`` exits 2)."""
+
+
+class CredentialError(WritebackError):
+    """A credential was rejected: retrying will not help until someone replaces it (exit 2)."""
+
+
+class AuthError(CredentialError):
+    """The CRM rejected the connection's credentials, and they could not be renewed."""
+
+
+class TransientError(WritebackError):
+    """Worth retrying later: rate limits, 5xx, timeouts, a service that did not answer.
+
+    ``retry_after``: seconds the other side asked us to wait, when it said.
+    """
 
     def __init__(
-        self, message: str, retry_after: float | None = None, partial: Sequence[RecordWriteResult] = ()
+        self, message: str = "", retry_after: float | None = None, partial: Sequence[RecordWriteResult] = ()
     ) -> None:
         super().__init__(message, partial=partial)
         self.retry_after = retry_after
 
 
-class PermanentError(ConnectorError):
-    """Retrying will not help (bad request the connector could not split, ...)."""
+class PermanentError(WritebackError):
+    """Retrying will not help: a request the other side refuses as it stands."""
 
 
-class UnknownObject(ConnectorError):
+class UnknownObject(PermanentError):
     """The CRM has no object (sObject / object type) of that name."""
 
 

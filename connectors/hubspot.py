@@ -69,13 +69,13 @@ from connectors.base import (
     INTERRUPTS,
     NO_GATE,
     AuthError,
+    ConfigError,
     Connector,
     ConnectorError,
     FieldError,
     FieldSchema,
     FieldType,
     Gate,
-    ModelTarget,
     ObjectSchema,
     Option,
     PermanentError,
@@ -85,8 +85,8 @@ from connectors.base import (
     TransientError,
     UnknownObject,
     iso_datetime,
+    models_for,
 )
-from worker.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -186,20 +186,9 @@ class HubSpotConnector(Connector):
     # that never earns a 429 on any account. One app token shared by several connections, or by
     # other integrations, needs a lower ``[connections.rate_limit]``.
     default_rate_limit = MappingProxyType({"requests": 100, "per_s": 10.0})
-    default_models = {
-        "opportunity": ModelTarget("opportunity", "deals"),
-        "deal": ModelTarget("opportunity", "deals"),
-        "account": ModelTarget("account", "companies"),
-        "company": ModelTarget("account", "companies"),
-        "contact": ModelTarget("contacts", "contacts"),
-        "lead": ModelTarget("lead", "leads"),
-        "engagement": ModelTarget("engagement", "meetings"),
-        "event": ModelTarget("engagement", "meetings"),
-        "appointment": ModelTarget("engagement", "meetings"),
-        "meeting": ModelTarget("engagement", "meetings"),
-        "user": ModelTarget("users", None),
-        "owner": ModelTarget("users", None),
-    }
+    # HubSpot owners are not CRM objects this service can update: models of the users slot are unsupported.
+    default_models = models_for({"opportunity": "deals", "account": "companies", "contacts": "contacts",
+                                 "lead": "leads", "engagement": "meetings", "users": None})
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         super().__init__(options)

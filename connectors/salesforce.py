@@ -60,13 +60,13 @@ from connectors.base import (
     INTERRUPTS,
     NO_GATE,
     AuthError,
+    ConfigError,
     Connector,
     ConnectorError,
     FieldError,
     FieldSchema,
     FieldType,
     Gate,
-    ModelTarget,
     ObjectSchema,
     Option,
     PermanentError,
@@ -77,8 +77,8 @@ from connectors.base import (
     UnknownObject,
     iso_datetime,
     json_number,
+    models_for,
 )
-from worker.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -499,20 +499,8 @@ class SalesforceConnector(Connector):
         "instance_url", "access_token", "username", "password", "security_token", "domain", "consumer_key",
         "private_key_file", "api_version", "timeout_s",
     })
-    default_models: Mapping[str, ModelTarget] = MappingProxyType({
-        "opportunity": ModelTarget("opportunity", "Opportunity"),
-        "deal": ModelTarget("opportunity", "Opportunity"),
-        "account": ModelTarget("account", "Account"),
-        "company": ModelTarget("account", "Account"),
-        "contact": ModelTarget("contacts", "Contact"),
-        "lead": ModelTarget("lead", "Lead"),
-        "engagement": ModelTarget("engagement", "Event"),
-        "event": ModelTarget("engagement", "Event"),
-        "appointment": ModelTarget("engagement", "Event"),
-        "meeting": ModelTarget("engagement", "Event"),
-        "user": ModelTarget("users", "User"),
-        "owner": ModelTarget("users", "User"),
-    })
+    default_models = models_for({"opportunity": "Opportunity", "account": "Account", "contacts": "Contact",
+                                 "lead": "Lead", "engagement": "Event", "users": "User"})
     write_batch_size = BATCH_SIZE  # one sObject Collections call (the base's 100 would halve throughput)
     # No request rate (Salesforce limits requests per day, not per second); 10 requests in flight,
     # well under the org's 25 long-running (over 20 s) requests shared by every integration; and

@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from worker.pipeline.connector_pool import ConnectorPool
-from worker.ledger import Ledger
-from worker.pipeline.runner import Pipeline
-from worker.settings import WritebackConfig, parse_config
 from simulators import hubspot, salesforce, siro
 from simulators.sample_data import DemoRecordings, seed_demo
 from simulators.server import ServedApp
 from simulators.tls import local_tls
+from worker.ledger import Ledger
+from worker.pipeline.connector_pool import ConnectorPool
+from worker.pipeline.runner import Pipeline
+from worker.settings import WritebackConfig, parse_config
 from worker.siro.client import SiroClient
 
 # The kinds of CRM request, by a marker in the path, for the counters.

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from worker.pipeline.connector_pool import ConnectorPool
 from worker.ledger import Ledger
-from worker.pipeline.runner import Pipeline
-from worker.pipeline.plan import RecordingReport
 from worker.limits.backoff import RetryPolicy
+from worker.pipeline.connector_pool import ConnectorPool
+from worker.pipeline.report import RecordingReport
+from worker.pipeline.runner import Pipeline
 from worker.settings import parse_config
 from worker.siro.client import SiroClient
 

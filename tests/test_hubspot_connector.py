@@ -18,8 +18,6 @@ from connectors.base import (
     UnknownObject,
 )
 from connectors.hubspot import HubSpotConnector
-from worker.pipeline.coercion import InvalidValue, coerce
-from worker.errors import ConfigError
 from simulators.hubspot import (
     DEFAULT_TOKEN,
     RENEWALS_PIPELINE,
@@ -29,6 +27,8 @@ from simulators.hubspot import (
 )
 from simulators.server import ServedApp, free_port
 from simulators.tls import local_tls
+from worker.errors import ConfigError
+from worker.pipeline.coercion import InvalidValue, coerce
 
 
 def make_deals(state: HubSpotState, count: int) -> list[str]:

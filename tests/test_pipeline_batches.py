@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
+from simulators.siro import SiroState
 from tests.e2e import make_pipeline, outcomes_of
 from tests.test_sync_salesforce import connection
-from simulators.siro import SiroState
 
 X = SiroState.extraction
 

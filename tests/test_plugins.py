@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from connectors import registry
-from worker.pipeline.connector_pool import ConnectorPool
 from worker.errors import ConfigError
-from worker.pipeline.runner import Pipeline
 from worker.limits.backoff import RetryPolicy
+from worker.pipeline.connector_pool import ConnectorPool
+from worker.pipeline.runner import Pipeline
 from worker.settings import parse_config
 from worker.siro.models import Recording
 

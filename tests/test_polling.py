@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from simulators.siro import SiroState, iso
 from tests.fixtures.siro import SIRO_TEST_TOKEN, SiroServer
 from worker.ledger import Ledger
 from worker.service.polling import PassResult, backfill, poll_pass
 from worker.settings import PollConfig
-from simulators.siro import SiroState, iso
 from worker.siro.client import SiroClient, SiroUnavailable
 from worker.siro.models import Recording, RecordingPage
 

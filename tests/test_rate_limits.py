@@ -22,7 +22,7 @@ import redis
 from connectors.base import NO_GATE, Connector, RecordWrite, TransientError
 from connectors.hubspot import HubSpotConnector
 from connectors.salesforce import SalesforceConnector
-from worker.pipeline.connector_pool import ConnectorPool
+from simulators.server import free_port
 from worker.errors import ConfigError
 from worker.limits.rate import (
     DAILY_RETRY_AFTER_S,
@@ -38,8 +38,8 @@ from worker.limits.rate import (
     redis_client,
     siro_limiter,
 )
+from worker.pipeline.connector_pool import ConnectorPool
 from worker.settings import ConnectionConfig, WritebackConfig, parse_config
-from simulators.server import free_port
 from worker.siro.client import SiroUnavailable, SlidingWindowRateLimiter
 
 ROOT = Path(__file__).resolve().parent.parent

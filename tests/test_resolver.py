@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from connectors.base import ModelTarget
-from worker.pipeline.report import Outcome
-from worker.pipeline.plan import FieldReport, FieldWrite, RecordUpdate, WritePlan
+from worker.pipeline.plan import FieldWrite, RecordUpdate, WritePlan
+from worker.pipeline.report import FieldReport, Outcome
 from worker.pipeline.resolver import resolve
 from worker.settings import ConnectionConfig
 from worker.siro.models import Recording

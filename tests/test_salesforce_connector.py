@@ -18,8 +18,8 @@ from connectors.base import (
     UnknownObject,
 )
 from connectors.salesforce import BATCH_SIZE, SalesforceConfigError, SalesforceConnector
-from worker.pipeline import coercion
 from simulators.salesforce import SFField, make_id
+from worker.pipeline import coercion
 
 
 def patches(state):

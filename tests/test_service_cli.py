@@ -16,10 +16,10 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.fixtures.service import World, post
-from tests.service import WEBHOOK_SECRET, ServiceProcesses, wait_for
 from simulators.hubspot import DEFAULT_TOKEN
 from simulators.server import free_port
+from tests.fixtures.service import World, post
+from tests.service import WEBHOOK_SECRET, ServiceProcesses, wait_for
 
 DEAD_BROKER = "redis://127.0.0.1:1/0"
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import httpx
 
+from simulators.siro import SiroState
 from tests.fixtures.service import CONNECTION_ID, RATE, World, post
 from tests.service import WEBHOOK_SECRET, ServiceProcesses, wait_for
-from simulators.siro import SiroState
 
 X = SiroState.extraction
 

@@ -17,9 +17,10 @@ from typing import Any, Callable
 import httpx
 import pytest
 
-from tests.fixtures.siro import SIRO_TEST_TOKEN, SiroServer
+from connectors.support import parse_retry_after as _parse_retry_after
 from simulators.server import free_port
 from simulators.siro import SiroState
+from tests.fixtures.siro import SIRO_TEST_TOKEN, SiroServer
 from worker.siro.client import (
     RecordingNotFound,
     SiroAuthError,
@@ -29,7 +30,6 @@ from worker.siro.client import (
     SiroRequestError,
     SiroUnavailable,
     SlidingWindowRateLimiter,
-    _parse_retry_after,
     format_siro_datetime,
 )
 

@@ -18,7 +18,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from worker.siro.models import CallerIdentity, CrmLinks, EntityExtraction, Recording, RecordingPage
+from worker.siro.models import (
+    CallerIdentity,
+    CrmLinks,
+    EntityExtraction,
+    Recording,
+    RecordingPage,
+)
 
 UTC = dt.UTC
 

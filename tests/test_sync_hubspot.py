@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e import make_pipeline, outcomes_of
 from simulators.hubspot import DEFAULT_TOKEN, HubSpotState
 from simulators.siro import SiroState
+from tests.e2e import make_pipeline, outcomes_of
 
 X = SiroState.extraction
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e import make_pipeline, outcomes_of
 from simulators.salesforce import PicklistValue, SalesforceState, SeededIds
 from simulators.siro import SiroState
+from tests.e2e import make_pipeline, outcomes_of
 
 X = SiroState.extraction
 

@@ -12,8 +12,8 @@ from celery.exceptions import TimeLimitExceeded
 
 from worker.ledger import Ledger
 from worker.runtime import Runtime, use_runtime
-from worker.settings import Settings
 from worker.service.tasks import process_page, process_recording
+from worker.settings import Settings
 
 
 def test_a_task_killed_by_its_hard_time_limit_goes_on_the_dead_letter_list(tmp_path):
@@ -43,8 +43,8 @@ def test_a_task_killed_by_its_hard_time_limit_goes_on_the_dead_letter_list(tmp_p
 def test_a_request_siro_will_never_accept_goes_on_the_dead_letter_list(tmp_path, siro_server, hubspot_url):
     from pydantic import SecretStr
 
-    from worker.settings import parse_config
     from simulators.hubspot import DEFAULT_TOKEN
+    from worker.settings import parse_config
 
     url = f"sqlite:///{tmp_path}/ledger.db"
     config = parse_config({"connections": [{"connector": "hubspot", "api_url": hubspot_url,

@@ -28,8 +28,14 @@ from pydantic import ValidationError
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from worker.service.dedupe import PENDING, Dedupe, DedupeUnavailable, MemoryDedupe, RedisDedupe
 from simulators.server import ServedApp, free_port
+from worker.service.dedupe import (
+    PENDING,
+    Dedupe,
+    DedupeUnavailable,
+    MemoryDedupe,
+    RedisDedupe,
+)
 from worker.service.webhook import (
     DEDUPE_TTL_S,
     EVENT_TYPES,

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, inspect
 
+from simulators.salesforce import SalesforceState
+from simulators.siro import SiroState
 from tests.e2e import make_pipeline, outcomes_of
 from worker.ledger import IntentRow, Ledger, LedgerUnavailable, OutcomeRow
 from worker.ledger.schema import Attempt, Run, WriteIntent, utcnow
 from worker.ledger.store import _alembic_config
-from simulators.salesforce import SalesforceState
-from simulators.siro import SiroState
 
 CONN = "salesforce-main"
 X = SiroState.extraction

@@ -19,11 +19,11 @@ import os
 import threading
 from typing import Any
 
-from worker.pipeline.connector_pool import ConnectorPool
 from worker.errors import ConfigError
 from worker.ledger import Ledger, LedgerError, LedgerUnavailable
-from worker.pipeline.runner import Pipeline
 from worker.limits.backoff import RetryPolicy
+from worker.pipeline.connector_pool import ConnectorPool
+from worker.pipeline.runner import Pipeline
 from worker.settings import Settings, load_settings
 from worker.siro.client import SiroClient
 
@@ -217,9 +217,9 @@ def connect_redis(url: str, *, optional: bool = False):  # noqa: ANN201 - redis.
 
 
 def _celery_time_limit() -> tuple[type[BaseException], ...]:
-    from celery.exceptions import SoftTimeLimitExceeded
+    from worker.errors import SoftTimeLimit
 
-    return (SoftTimeLimitExceeded,)
+    return (SoftTimeLimit,)
 
 
 _current: Runtime | None = None

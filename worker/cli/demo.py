@@ -21,12 +21,12 @@ import httpx
 from pydantic import SecretStr
 from rich.console import Console
 
-from worker.ledger import Ledger
-from worker.cli.render import report_from_ledger, report_table, summarize
-from worker.runtime import Runtime, use_runtime
-from worker.settings import Settings
 from simulators.local import serve_demo
 from simulators.server import ServedApp
+from worker.cli.render import report_from_ledger, report_table, summarize
+from worker.ledger import Ledger
+from worker.runtime import Runtime, use_runtime
+from worker.settings import Settings
 
 WAIT_S = 120.0
 
@@ -48,9 +48,9 @@ def _wait_for_runs(ledger: Ledger, recording_ids: list[str], at_least: int) -> N
 def run_demo(*, as_json: bool = False) -> int:
     from celery.contrib.testing.worker import start_worker
 
+    from worker.cli.service import webhook_app
     from worker.service.celery_app import configure
     from worker.service.polling import poll_pass
-    from worker.cli.service import webhook_app
     from worker.service.tasks import enqueue_page
 
     console = Console()

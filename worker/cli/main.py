@@ -20,12 +20,12 @@ from rich.console import Console
 
 from connectors.base import ConnectorError, UnknownObject
 from worker import __version__
-from worker.pipeline.connector_pool import ConnectorPool
-from worker.errors import ConfigError, CredentialError, WritebackError
-from worker.pipeline.runner import AUTH, Pipeline
-from worker.pipeline.plan import RecordingReport
-from worker.logs import install_redaction
 from worker.cli.render import render_report
+from worker.errors import ConfigError, CredentialError, Reason, WritebackError
+from worker.logs import install_redaction
+from worker.pipeline.connector_pool import ConnectorPool
+from worker.pipeline.report import RecordingReport, Status
+from worker.pipeline.runner import Pipeline
 from worker.runtime import Runtime, siro_client
 from worker.settings import ConnectionConfig, Settings, load_settings
 from worker.siro.client import SiroAuthError, SiroError
@@ -142,7 +142,7 @@ def open_pipeline(settings: Settings, stack: ExitStack) -> Pipeline:
 
 
 def exit_code(report: RecordingReport) -> int:
-    if report.reason == AUTH:
+    if report.code is Reason.AUTH:
         return EXIT_USAGE
     return EXIT_FAILED if report.has_failures else EXIT_OK
 
@@ -155,7 +155,7 @@ def _sync(settings: Settings, recording_id: str, *, dry_run: bool, as_json: bool
         except SiroAuthError:
             raise
         except SiroError as exc:
-            report = RecordingReport(recording_id, "failed", reason=f"siro: {exc}")
+            report = RecordingReport.because(recording_id, Status.FAILED, Reason.SIRO, str(exc))
     if as_json:
         print(json.dumps(report.to_json(), ensure_ascii=False))
     else:
@@ -163,7 +163,7 @@ def _sync(settings: Settings, recording_id: str, *, dry_run: bool, as_json: bool
         if not console.is_terminal:
             console.width = 160
         render_report(console, report, dry_run=dry_run)
-    if report.reason == AUTH:
+    if report.code is Reason.AUTH:
         print("writeback: the CRM rejected the credentials (see reason `auth` above)", file=sys.stderr)
     return exit_code(report)
 

@@ -9,8 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from worker.pipeline.report import Outcome
-from worker.pipeline.plan import FieldReport, RecordingReport
+from worker.pipeline.report import FieldReport, Outcome, RecordingReport, Status
 
 _STYLE = {
     Outcome.WRITTEN: "green",
@@ -77,7 +76,7 @@ def report_from_ledger(ledger: Any, recording_id: str) -> RecordingReport:
     (what a worker did, read back by the demo and by operators)."""
     runs = [run for run in ledger.runs(recording_id) if run["status"] != "running"]
     if not runs:
-        return RecordingReport(recording_id, "failed", reason="no finished run in the ledger")
+        return RecordingReport(recording_id, Status.FAILED, reason="no finished run in the ledger")
     run = runs[0]
     lines = [
         FieldReport(

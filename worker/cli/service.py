@@ -18,10 +18,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from worker.errors import BrokerUnavailable, ConfigError, WritebackError
-from worker.pipeline.runner import AUTH
-from worker.pipeline.plan import RecordingReport
 from worker.cli.render import summarize
+from worker.errors import BrokerUnavailable, ConfigError, Reason, WritebackError
+from worker.pipeline.report import RecordingReport
 from worker.runtime import Runtime
 from worker.settings import Settings
 from worker.siro.models import Recording
@@ -71,8 +70,8 @@ class _Pages:
         """No worker will retry a page run here, and the watermark moves on:
         what failed for a reason that may pass goes on the dead-letter list."""
         for report in reports:
-            if report.reason == AUTH or report.transient:
-                reason = AUTH if report.reason == AUTH else "retries_exhausted"
+            if report.code is Reason.AUTH or report.transient:
+                reason = Reason.AUTH if report.code is Reason.AUTH else Reason.RETRIES_EXHAUSTED
                 errors = sorted({line.reason for line in report.fields if line.outcome == "failed" and line.reason})
                 self.rt.ledger.add_dead_letter(report.recording_id, reason=reason,
                                                error="; ".join(errors)[:500] or reason, trigger=self.trigger,

@@ -46,11 +46,21 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import Engine, case, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import (
+    Engine,
+    case,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, make_url
 
-from worker.errors import WritebackError
+from worker.errors import Unavailable, WritebackError
 
 from .schema import Attempt, DeadLetter, Run, Watermark, WriteIntent, utcnow
 
@@ -110,7 +120,7 @@ class LedgerError(WritebackError):
     """A ledger operation failed; the message never carries a password."""
 
 
-class LedgerUnavailable(LedgerError):
+class LedgerUnavailable(LedgerError, Unavailable):
     """The ledger database could not be reached or used (transient)."""
 
 

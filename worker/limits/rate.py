@@ -47,7 +47,7 @@ from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
 from connectors.base import NO_GATE, Connector, NoGate, TransientError
-from worker.errors import ConfigError
+from worker.errors import ConfigError, Unavailable
 from worker.siro.client import RateLimiter, SiroUnavailable, SlidingWindowRateLimiter
 
 if TYPE_CHECKING:
@@ -84,15 +84,11 @@ __all__ = [
 # --------------------------------------------------------------------- errors
 
 
-class LimiterError(Exception):
+class LimiterError(TransientError):
     """No turn could be had; ``retry_after`` suggests when to try again (seconds)."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
-
-class LimiterUnavailable(LimiterError):
+class LimiterUnavailable(LimiterError, Unavailable):
     """Redis failed (unreachable, timed out, refused the script)."""
 
 

@@ -1,11 +1,26 @@
-"""The outcomes a planned field can have (DESIGN §2), and what each means."""
+"""What happened: the outcome of every planned field and of every recording (the ``--json`` shapes).
+
+``FieldReport`` is one line of a report and, as it is, one row of the ledger
+(``Ledger.record`` stores these, ``Ledger.attempts`` gives them back):
+there is one type for a field's outcome. ``RecordingReport`` is what
+``writeback sync --json`` prints (DESIGN §3); ``code`` says in a ``Reason``
+why a recording was skipped or failed, so code never reads the text of
+``reason``.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
+
+from worker.errors import Reason
+from worker.pipeline.coercion import to_json
 
 
 class Outcome(StrEnum):
+    """The outcomes a planned field can have (DESIGN §2)."""
+
     WRITTEN = "written"  # the CRM accepted the value
     UNCHANGED = "unchanged"  # the CRM already holds an equal value; nothing sent
     SKIPPED_POLICY = "skipped_policy"  # deny list or a write policy; ``reason`` says which
@@ -21,5 +36,91 @@ class Outcome(StrEnum):
     PLANNED = "planned"  # --dry-run: would be written
 
 
-# Outcomes that make a recording's status ``partial`` and ``sync`` exit 1.
+#: Outcomes that make a recording's status ``partial`` and ``sync`` exit 1.
 FAILING = frozenset({Outcome.FAILED, Outcome.INVALID_VALUE})
+
+
+class Status(StrEnum):
+    """A recording's (and a run's) status; a run reads ``running`` until it is finished."""
+
+    OK = "ok"  # nothing failed
+    PARTIAL = "partial"  # some field failed or was invalid
+    SKIPPED = "skipped"  # not linked, deleted, nothing mapped, a stale snapshot
+    FAILED = "failed"  # the recording could not be processed
+    RUNNING = "running"
+
+
+@dataclass(frozen=True)
+class FieldReport:
+    """One line of the report and one row of the ledger.
+
+    ``value`` is what we wrote or meant to write (after coercion) and
+    ``previous`` the CRM's value before; ``record_id`` is the CRM id as text.
+    """
+
+    connection: str | None
+    object: str | None
+    record_id: str | None
+    field: str | None
+    value: Any
+    previous: Any
+    outcome: Outcome
+    reason: str | None
+    extraction: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "connection": self.connection,
+            "object": self.object,
+            "recordId": self.record_id,
+            "field": self.field,
+            "value": to_json(self.value),
+            "previous": to_json(self.previous),
+            "outcome": str(self.outcome),
+            "reason": self.reason,
+            "extraction": self.extraction,
+        }
+
+
+@dataclass
+class RecordingReport:
+    recording_id: str
+    status: Status
+    fields: list[FieldReport] = field(default_factory=list)
+    reason: str | None = None  # as shown: ``Reason.explain(detail)``
+    code: Reason | None = None  # the reason as a code (not part of the report)
+    # Some field failed for a reason that may pass (429, 5xx, timeout, ledger
+    # outage): the worker retries the recording later. Not part of the report.
+    transient: bool = False
+    retry_after: float | None = None  # the longest Retry-After a CRM asked for
+
+    @classmethod
+    def because(cls, recording_id: str, status: Status, code: Reason, detail: str | None = None,
+                fields: list[FieldReport] | None = None) -> RecordingReport:
+        """A report whose recording was skipped or failed as a whole, for ``code``."""
+        return cls(recording_id, status, list(fields or ()), reason=code.explain(detail), code=code)
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "recordingId": self.recording_id,
+            "status": str(self.status),
+            "fields": [line.to_json() for line in self.fields],
+        }
+        if self.reason:
+            body["reason"] = self.reason
+        return body
+
+    @property
+    def has_failures(self) -> bool:
+        return self.status == Status.FAILED or any(line.outcome in FAILING for line in self.fields)
+
+    def counts(self) -> dict[str, int]:
+        tally: dict[str, int] = {}
+        for line in self.fields:
+            tally[str(line.outcome)] = tally.get(str(line.outcome), 0) + 1
+        return tally
+
+
+def status_of(fields: list[FieldReport]) -> Status:
+    """``partial`` when any field failed or was invalid, else ``ok``."""
+    return Status.PARTIAL if any(line.outcome in FAILING for line in fields) else Status.OK

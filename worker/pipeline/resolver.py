@@ -27,16 +27,12 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from connectors.base import ModelTarget
+from worker.errors import Reason
 from worker.pipeline.coercion import comparable, is_null
-from worker.pipeline.report import Outcome
-from worker.pipeline.plan import FieldReport, FieldWrite, RecordUpdate, WritePlan
+from worker.pipeline.plan import FieldWrite, RecordUpdate, WritePlan
+from worker.pipeline.report import FieldReport, Outcome
 from worker.settings import ConnectionConfig
 from worker.siro.models import CrmLinks, Recording
-
-SKIP_NOT_LINKED = "not_linked"
-SKIP_DELETED = "deleted"
-SKIP_NOTHING_MAPPED = "nothing_mapped"
-FAIL_NO_CONNECTION = "no_connection"
 
 
 @dataclass(frozen=True)
@@ -65,18 +61,18 @@ def resolve(
         for mapping in extraction.mappings or []
     ]
     if recording.deleted:
-        return WritePlan(recording.id, None, skipped=SKIP_DELETED)
+        return WritePlan(recording.id, None, skipped=Reason.DELETED)
     if recording.crm is None:
-        return WritePlan(recording.id, None, skipped=SKIP_NOT_LINKED)
+        return WritePlan(recording.id, None, skipped=Reason.NOT_LINKED)
     if not pairs:
-        return WritePlan(recording.id, connection.display_name if connection else None, skipped=SKIP_NOTHING_MAPPED)
+        return WritePlan(recording.id, connection.display_name if connection else None, skipped=Reason.NOTHING_MAPPED)
     if connection is None:
-        plan = WritePlan(recording.id, None, failed=FAIL_NO_CONNECTION)
         reason = f"no connection is configured for integrationConnectionId {recording.crm.integration_connection_id!r}"
+        plan = WritePlan(recording.id, None, failed=Reason.NO_CONNECTION)
         for extraction, mapping in pairs:
             plan.decided.append(
                 FieldReport(None, mapping.crm_model_name, None, mapping.crm_field_name, extraction.value, None,
-                            Outcome.FAILED, f"{FAIL_NO_CONNECTION}: {reason}", extraction.name)
+                            Outcome.FAILED, Reason.NO_CONNECTION.explain(reason), extraction.name)
             )
         return plan
 

@@ -34,18 +34,24 @@ from connectors.base import (
     TransientError,
     UnknownObject,
 )
+from worker.errors import Reason
+from worker.ledger import IntentRow, Ledger, LedgerUnavailable, OutcomeRow
+from worker.limits.backoff import RetryPolicy
 from worker.pipeline import coercion
 from worker.pipeline.connector_pool import ConnectorPool
-from worker.ledger import IntentRow, Ledger, LedgerUnavailable, OutcomeRow
-from worker.pipeline.report import Outcome
-from worker.pipeline.plan import FieldReport, FieldWrite, RecordingReport, RecordUpdate, WritePlan, status_of
+from worker.pipeline.plan import FieldWrite, RecordUpdate, WritePlan
+from worker.pipeline.report import (
+    FieldReport,
+    Outcome,
+    RecordingReport,
+    Status,
+    status_of,
+)
 from worker.pipeline.resolver import resolve
-from worker.limits.backoff import RetryPolicy
 from worker.settings import ConnectionConfig, WritebackConfig
 from worker.siro.client import RecordingNotFound, SiroClient
 from worker.siro.models import Recording
 
-AUTH = "auth"
 log = logging.getLogger(__name__)
 
 
@@ -65,6 +71,7 @@ class _Field:
     notes: list[FieldReport] = field(default_factory=list)
     extraction: str = ""  # who gave the value written; all the field's extractions unless some were set aside
     transient: bool = False  # failed for a reason that may pass: worth a later retry
+    auth: bool = False  # failed because the CRM rejected the credentials
     retry_after: float | None = None
 
     @property
@@ -158,7 +165,8 @@ class Pipeline:
         try:
             recording = self.siro.get_recording(recording_id)
         except RecordingNotFound:
-            report = RecordingReport(recording_id, "failed", reason="not_found: Siro has no recording with this id")
+            report = RecordingReport.because(recording_id, Status.FAILED, Reason.NOT_FOUND,
+                                             "Siro has no recording with this id")
             self._record(report, trigger=trigger, dry_run=dry_run)
             return report
         return self.process([recording], dry_run=dry_run, trigger=trigger)[0]
@@ -169,7 +177,8 @@ class Pipeline:
         """Write recordings already fetched; one report per recording, in order."""
         newer = self._newer_versions(recordings)
         plans = [
-            WritePlan(recording.id, None, skipped=newer[recording.id]) if recording.id in newer else self._plan(recording)
+            WritePlan(recording.id, None, skipped=Reason.STALE, detail=newer[recording.id])
+            if recording.id in newer else self._plan(recording)
             for recording in recordings
         ]
         lines: dict[int, list[FieldReport]] = {index: list(plan.decided) for index, plan in enumerate(plans)}
@@ -194,12 +203,15 @@ class Pipeline:
 
         reports = []
         transient: dict[int, list[_Field]] = {}
+        auth: set[int] = set()
         for batch_fields in batched:
             for index, item in batch_fields:
                 if item.transient:
                     transient.setdefault(index, []).append(item)
+                if item.auth:
+                    auth.add(index)
         for index, plan in enumerate(plans):
-            report = self._report(plan, lines[index])
+            report = self._report(plan, lines[index], auth=index in auth)
             version = recordings[index].updated_at
             if index in transient:
                 report.transient = True
@@ -404,13 +416,13 @@ class Pipeline:
 
     # -- reports and ledger -----------------------------------------------------
 
-    def _report(self, plan: WritePlan, lines: list[FieldReport]) -> RecordingReport:
+    def _report(self, plan: WritePlan, lines: list[FieldReport], *, auth: bool = False) -> RecordingReport:
         if plan.failed:
-            return RecordingReport(plan.recording_id, "failed", lines, reason=plan.failed)
+            return RecordingReport.because(plan.recording_id, Status.FAILED, plan.failed, plan.detail, lines)
         if plan.skipped:
-            return RecordingReport(plan.recording_id, "skipped", lines, reason=plan.skipped)
-        if any(line.outcome is Outcome.FAILED and (line.reason or "").startswith(AUTH + ":") for line in lines):
-            return RecordingReport(plan.recording_id, "failed", lines, reason=AUTH)
+            return RecordingReport.because(plan.recording_id, Status.SKIPPED, plan.skipped, plan.detail, lines)
+        if auth:
+            return RecordingReport.because(plan.recording_id, Status.FAILED, Reason.AUTH, None, lines)
         return RecordingReport(plan.recording_id, status_of(lines), lines)
 
     def _newer_versions(self, recordings: Sequence[Recording]) -> dict[str, str]:
@@ -427,7 +439,7 @@ class Pipeline:
             return {}
         done = self.ledger.newest_versions([recording.id for recording in stamped])
         return {
-            recording.id: f"stale: a newer version of this recording (updatedAt {done[recording.id].isoformat()}) "
+            recording.id: f"a newer version of this recording (updatedAt {done[recording.id].isoformat()}) "
             "was already processed"
             for recording in stamped
             if recording.id in done and recording.updated_at < done[recording.id]
@@ -686,12 +698,13 @@ def _value_of(state: RecordState, name: str) -> Any:
 
 def _fail_all(items: Iterable[_Field], exc: ConnectorError) -> None:
     if isinstance(exc, AuthError):
-        reason = f"{AUTH}: {exc}"
+        reason = Reason.AUTH.explain(str(exc))
     elif isinstance(exc, TransientError):
         reason = f"gave up after retries: {exc}"
     else:
         reason = str(exc)
     for item in items:
         item.decide(Outcome.FAILED, reason)
+        item.auth = isinstance(exc, AuthError)
         if isinstance(exc, TransientError):
             item.transient, item.retry_after = True, exc.retry_after

@@ -23,12 +23,14 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
+from worker.errors import Unavailable
+
 # The value of a claimed key whose enqueue has not finished yet. Celery task
 # ids are UUIDs, so this can never be mistaken for one.
 PENDING = "\x00pending"
 
 
-class DedupeUnavailable(Exception):
+class DedupeUnavailable(Unavailable):
     """The dedupe store could not be reached or did not answer."""
 
 

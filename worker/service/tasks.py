@@ -37,26 +37,34 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from celery import Task
-from celery.exceptions import Reject, Retry, SoftTimeLimitExceeded, TimeLimitExceeded
+from celery.exceptions import Reject, Retry
 from celery.signals import after_setup_logger, after_setup_task_logger, worker_shutdown
 from kombu.exceptions import KombuError, OperationalError
 
-from worker.service.celery_app import app
-from worker.errors import BrokerUnavailable
+from worker.errors import (
+    RETRY_LATER,
+    BrokerUnavailable,
+    Reason,
+    TimeLimit,
+    Unavailable,
+    WritebackError,
+)
 from worker.ledger import LedgerUnavailable
-from worker.pipeline.runner import AUTH
-from worker.pipeline.plan import RecordingReport
+from worker.limits.backoff import full_jitter
+from worker.pipeline.report import RecordingReport
 from worker.runtime import Runtime, runtime
-from worker.siro.client import RecordingNotFound, SiroAuthError, SiroError, SiroUnavailable
+from worker.service.celery_app import app
+from worker.siro.client import (
+    RecordingNotFound,
+    SiroAuthError,
+    SiroError,
+    SiroUnavailable,
+)
 from worker.siro.models import Recording
 
 log = logging.getLogger(__name__)
 
-RETRIES_EXHAUSTED = "retries_exhausted"
-SIRO_AUTH = "siro_auth"
-SIRO_ERROR = "siro_error"
 MAX_RESENDS = 30  # a failed task sent again while the ledger is down: about half an hour with the defaults
-STALE = "stale"  # the pipeline's reason for an older snapshot of a recording already written
 _POLL_LOCK_KEY = "writeback:poll:lock"
 _RECORDING_LOCK_PREFIX = "writeback:lock:recording:"
 
@@ -101,7 +109,7 @@ class WritebackTask(Task):
         ids = _recording_ids(args, kwargs)
         if not ids:
             return
-        reason = "time_limit" if isinstance(exc, TimeLimitExceeded) else "task_failed"
+        reason = Reason.TIME_LIMIT if isinstance(exc, TimeLimit) else Reason.TASK_FAILED
         rt = runtime()
         try:
             _bury(rt, ids, reason, exc, str(kwargs.get("trigger") or "unknown"), attempts=self.request.retries + 1)
@@ -142,21 +150,21 @@ def process_recording(self: Task, recording_id: str, trigger: str = "webhook", r
             )
         except LocksUnavailable as exc:
             _again(self, rt, [recording_id], exc, None, trigger, retry)
-            return {"recordingId": recording_id, "status": "failed", "reason": RETRIES_EXHAUSTED}
+            return {"recordingId": recording_id, "status": "failed", "reason": Reason.RETRIES_EXHAUSTED}
         if busy:  # another task still writes this recording: come back when it is done
             _defer(self, rt, retry)
             return {"recordingId": recording_id, "status": "deferred", "reason": "locked"}
         try:
             report = rt.pipeline.sync(recording_id, trigger=trigger)
         except SiroAuthError as exc:
-            _bury(rt, [recording_id], SIRO_AUTH, exc, trigger, attempts=self.request.retries + 1, task=self)
-            return {"recordingId": recording_id, "status": "failed", "reason": SIRO_AUTH}
-        except (SiroUnavailable, LedgerUnavailable, SoftTimeLimitExceeded) as exc:
+            _bury(rt, [recording_id], Reason.SIRO_AUTH, exc, trigger, attempts=self.request.retries + 1, task=self)
+            return {"recordingId": recording_id, "status": "failed", "reason": Reason.SIRO_AUTH}
+        except RETRY_LATER as exc:
             _again(self, rt, [recording_id], exc, getattr(exc, "retry_after", None), trigger, retry)
-            return {"recordingId": recording_id, "status": "failed", "reason": RETRIES_EXHAUSTED}
+            return {"recordingId": recording_id, "status": "failed", "reason": Reason.RETRIES_EXHAUSTED}
         except SiroError as exc:  # a 4xx or an unusable answer that retrying will not change: keep it visible
-            _bury(rt, [recording_id], SIRO_ERROR, exc, trigger, attempts=self.request.retries + 1, task=self)
-            return {"recordingId": recording_id, "status": "failed", "reason": SIRO_ERROR}
+            _bury(rt, [recording_id], Reason.SIRO_ERROR, exc, trigger, attempts=self.request.retries + 1, task=self)
+            return {"recordingId": recording_id, "status": "failed", "reason": Reason.SIRO_ERROR}
         _settle(self, rt, [report], trigger, lambda ids: retry)
     return _summary(report)
 
@@ -195,7 +203,7 @@ def process_page(
                 unavailable += missing
             else:
                 reports = rt.pipeline.process([r for r in page if r.id not in busy], trigger=trigger)
-        except (LedgerUnavailable, SoftTimeLimitExceeded) as exc:
+        except RETRY_LATER as exc:
             mine = [i for i in ids if i not in busy]
             _again(self, rt, mine, exc, None, trigger, retry(mine))
             return {"recordings": len(mine), "statuses": {"failed": len(mine)}}
@@ -226,7 +234,7 @@ def poll(self: Task) -> dict[str, Any]:
             return {"skipped": "another pass is running"}
         try:
             result = poll_pass(rt.siro, rt.ledger, rt.config.poll, lambda page: enqueue_page(page, "poll"))
-        except (SiroError, BrokerUnavailable, LedgerUnavailable) as exc:
+        except WritebackError as exc:
             # The next scheduled pass starts again from the watermark: nothing is lost.
             log.error("poll: the pass stopped (%s); the next pass resumes from the watermark", _one_line(exc))
             return {"error": _one_line(exc)}
@@ -272,15 +280,15 @@ def _settle(
     waiting: list[str] = list(unavailable)
     reasons: set[str] = {"Siro unavailable"} if unavailable else set()
     for report in reports:
-        if report.reason == AUTH:
-            _bury(rt, [report.recording_id], AUTH, "the CRM rejected the credentials", trigger,
+        if report.code is Reason.AUTH:
+            _bury(rt, [report.recording_id], Reason.AUTH, "the CRM rejected the credentials", trigger,
                   attempts=self.request.retries + 1, task=self)
         elif report.transient:
             waiting.append(report.recording_id)
             reasons.update(line.reason for line in report.fields if line.reason and line.outcome == "failed")
             if report.retry_after is not None:
                 retry_after = max(retry_after or 0.0, report.retry_after)
-        elif not (report.reason or "").startswith(STALE):
+        elif report.code is not Reason.STALE:
             # Settled (an older snapshot settles nothing: the newer version's fate stands).
             _clear(rt, report.recording_id)
     if waiting:
@@ -302,12 +310,10 @@ def _again(
     attempts = self.request.retries
     policy = rt.config.retry
     if attempts >= policy.max_retries:
-        _bury(rt, recording_ids, RETRIES_EXHAUSTED, error, trigger, attempts=attempts + 1, task=self)
+        _bury(rt, recording_ids, Reason.RETRIES_EXHAUSTED, error, trigger, attempts=attempts + 1, task=self)
         return
-    countdown = random.uniform(0, min(policy.max_s, policy.base_s * 2**attempts))
-    if retry_after is not None:
-        # The server knows best, but a countdown past the visibility timeout would run twice.
-        countdown = max(countdown, min(retry_after, policy.max_s))
+    # Capped at max_s, Retry-After included: a countdown past the visibility timeout would run twice.
+    countdown = full_jitter(attempts, policy.base_s, policy.max_s, retry_after)
     log.warning(
         "%s: %d recording(s) failed transiently (%s); retry %d/%d in %.1fs",
         self.name, len(recording_ids), _one_line(error), attempts + 1, policy.max_retries, countdown,
@@ -379,7 +385,7 @@ def _tally(values: Iterator[str] | Sequence[str]) -> dict[str, int]:
     return tally
 
 
-class LocksUnavailable(Exception):
+class LocksUnavailable(Unavailable):
     """Redis did not answer for the locks (transient: the task is retried)."""
 
 

@@ -32,10 +32,7 @@ of a repr: it lives in a ``_Secret`` and is attached by an ``httpx.Auth``.
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 import logging
-import math
-import random
 import threading
 import time
 from collections import deque
@@ -46,11 +43,13 @@ from urllib.parse import quote
 import httpx
 from pydantic import ValidationError
 
+from connectors.support import parse_retry_after
+from worker.errors import CredentialError, PermanentError, Unavailable, WritebackError
+from worker.limits.backoff import full_jitter
 from worker.siro.models import CallerIdentity, Recording, RecordingPage
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SIRO_API_URL = "https://functions.siro.ai/api-externalApi"
 USER_AGENT = "siro-writeback/0.1 (+httpx)"
 MAX_PAGE_SIZE = 100
 _EXCERPT_CHARS = 200
@@ -60,8 +59,8 @@ _EXCERPT_CHARS = 200
 # errors
 
 
-class SiroError(Exception):
-    """Base of every error the Siro client raises."""
+class SiroError(WritebackError):
+    """Base of every error the Siro client raises (each one is also in a category of ``worker.errors``)."""
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
@@ -83,7 +82,7 @@ def _rebuild_error(cls: type[SiroError], message: str, details: dict[str, Any]) 
     return error
 
 
-class SiroAuthError(SiroError):
+class SiroAuthError(SiroError, CredentialError):
     """401/403: Siro rejected the token (wrong, revoked, or without access)."""
 
     def __init__(self, status: int, url: str = "") -> None:
@@ -95,14 +94,14 @@ class SiroAuthError(SiroError):
         )
 
 
-class RecordingNotFound(SiroError):
+class RecordingNotFound(SiroError, PermanentError):
     """404 on ``GET /v1/core/recordings/{id}``."""
 
     def __init__(self, recording_id: str) -> None:
         super().__init__(f"Siro recording {recording_id!r} not found", recording_id=recording_id, status=404)
 
 
-class SiroRequestError(SiroError):
+class SiroRequestError(SiroError, PermanentError):
     """A 4xx other than 401/403/404 (and 408/429): our request was refused."""
 
     def __init__(self, status: int, body_excerpt: str = "", url: str = "") -> None:
@@ -112,14 +111,14 @@ class SiroRequestError(SiroError):
         super().__init__(text, status=status, body_excerpt=body_excerpt, url=url)
 
 
-class SiroProtocolError(SiroError):
+class SiroProtocolError(SiroError, PermanentError):
     """Siro answered 2xx with something that is not the JSON we expect."""
 
     def __init__(self, message: str, url: str = "") -> None:
         super().__init__(f"{message}{' (' + url + ')' if url else ''}", url=url)
 
 
-class SiroUnavailable(SiroError):
+class SiroUnavailable(SiroError, Unavailable):
     """Transient failures outlasted the retries (or Siro asked us to wait longer
     than ``retry_after_max``). ``retry_after`` is the server's requested wait in
     seconds when it gave one, so a task queue can schedule the next attempt."""
@@ -266,27 +265,6 @@ def format_siro_datetime(value: dt.datetime | str, *, round_up: bool = False) ->
         f"{value.year:04d}-{value.month:02d}-{value.day:02d}T"
         f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{millis:03d}Z"
     )
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when is None:
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.UTC)
-        seconds = (when - dt.datetime.now(dt.UTC)).total_seconds()
-    if math.isnan(seconds) or math.isinf(seconds):
-        return None
-    return max(seconds, 0.0)
 
 
 def _flag(value: bool | None) -> str | None:
@@ -501,9 +479,7 @@ class SiroClient:
         return params
 
     def _backoff(self, attempt: int) -> float:
-        """Full jitter: uniform in [0, min(max, base * 2**attempt)]."""
-        ceiling = min(self.backoff_max, self.backoff_base * (2**attempt))
-        return random.uniform(0, max(ceiling, 0.0))
+        return full_jitter(attempt, self.backoff_base, self.backoff_max)
 
     def _get_json(self, path: str, params: dict[str, str], *, recording_id: str | None = None) -> Any:
         url = self.base_url + path
@@ -536,7 +512,7 @@ class SiroClient:
                 if status == 404 and recording_id is not None:
                     raise RecordingNotFound(recording_id)
                 if status in (408, 429) or status >= 500:
-                    retry_after = _parse_retry_after(response.headers.get("Retry-After"))
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
                     reason = f"HTTP {status}"
                 else:
                     raise SiroRequestError(status, self._excerpt(response), path)
