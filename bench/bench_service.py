@@ -122,8 +122,8 @@ def finished(ledger: Ledger) -> dict[str, list[dt.datetime]]:
     """recording id -> finished_at of its finished runs."""
     runs: dict[str, list[dt.datetime]] = {}
     for run in ledger.runs():
-        if run["status"] != "running" and run["finished_at"] is not None:
-            runs.setdefault(run["recording_id"], []).append(run["finished_at"])
+        if run.status != "running" and run.finished_at is not None:
+            runs.setdefault(run.recording_id, []).append(run.finished_at)
     return runs
 
 
@@ -146,7 +146,7 @@ def poll_pass(local, ledger: Ledger, ids: list[str], count: int, processes) -> d
         print(processes.logs(), file=sys.stderr)
         raise
     last = max(max(runs[i]) for i in ids)
-    outcomes = Counter(a["outcome"] for a in ledger.attempts() if a["created_at"] >= started)
+    outcomes = Counter(str(a.line.outcome) for a in ledger.attempts() if a.created_at >= started)
     crm = local.crm_requests()
     return {"poll": done.stdout.strip(), "seconds": (last - started).total_seconds(),
             "siro": len(local.siro.requests), "crm": crm, "writes": local.crm_write_requests(),

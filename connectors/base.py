@@ -373,6 +373,15 @@ def json_number(value: Decimal) -> int | float:
     return float(value)
 
 
+def iso_temporal(field: FieldSchema, value: dt.date) -> str:
+    """A date or datetime as ISO 8601 text for ``field``: a datetime written to a DATE field is
+    its UTC date; a naive datetime is taken as UTC."""
+    if isinstance(value, dt.datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        return aware.astimezone(dt.UTC).date().isoformat() if field.type is FieldType.DATE else iso_datetime(aware)
+    return value.isoformat()
+
+
 def iso_datetime(value: dt.datetime) -> str:
     """An aware datetime as ISO 8601 in UTC with milliseconds and a ``Z``."""
     value = value.astimezone(dt.UTC)

@@ -97,13 +97,20 @@ class WriteResults:
                 rest.append(RecordWrite(update.record_id, values))
         return rest
 
-    def settled(self) -> list[RecordWriteResult]:
+    def settled(self, *, whole_records: bool = False) -> list[RecordWriteResult]:
         """What is answered so far, for ``WritebackError.partial``: per update, only its fields with a
-        final answer; unanswered fields are left out, never guessed."""
+        final answer; unanswered fields are left out, never guessed.
+
+        ``whole_records``: only the updates whose every field is answered (an update without fields
+        counts as answered), for a connector whose retry must re-send a record whole.
+        """
         found = []
-        for index in range(len(self.updates)):
+        for index, update in enumerate(self.updates):
             result = self._result(index)
-            if result.written or result.errors:
+            if whole_records:
+                if set(update.values) <= result.written | set(result.errors):
+                    found.append(result)
+            elif result.written or result.errors:
                 found.append(result)
         return found
 

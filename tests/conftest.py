@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.databases",
     "tests.fixtures.redis",
     "tests.fixtures.service",
+    "tests.fixtures.memory_crm",
 ]

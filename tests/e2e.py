@@ -8,8 +8,8 @@ from typing import Any, NamedTuple
 from worker.ledger import Ledger
 from worker.limits.backoff import RetryPolicy
 from worker.pipeline.connector_pool import ConnectorPool
-from worker.pipeline.report import RecordingReport
 from worker.pipeline.runner import Pipeline
+from worker.report import RecordingReport
 from worker.settings import parse_config
 from worker.siro.client import SiroClient
 

@@ -17,8 +17,8 @@ from worker.pipeline.coercion import (
     is_null,
     parse_current,
     same_value,
-    to_json,
 )
+from worker.report import to_json
 
 UTC = dt.UTC
 

@@ -285,7 +285,7 @@ def test_worker_stop_grace_period_outlasts_the_task_hard_time_limit(services, ce
 
 def test_writeback_commands_parse(services):
     # `webhook` and `ready` wait on the CLI's new subcommands.
-    from worker.cli.main import build_parser
+    from worker.cli.parser import build_parser
 
     seen = {}
     for where, words in commands(services):
@@ -294,7 +294,7 @@ def test_writeback_commands_parse(services):
         try:
             seen[where] = build_parser().parse_args(words[1:])
         except SystemExit:
-            pytest.fail(f"{where}: `{shlex.join(words)}` does not parse with worker.cli.main.build_parser()")
+            pytest.fail(f"{where}: `{shlex.join(words)}` does not parse with worker.cli.parser.build_parser()")
     assert seen["webhook.command"].command == "webhook"
     assert seen["beat.healthcheck"].command == "ready"
     webhook = seen["webhook.command"]

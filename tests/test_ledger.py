@@ -8,7 +8,9 @@ import multiprocessing
 import socket
 import sqlite3
 import traceback
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -18,11 +20,11 @@ from worker.ledger import (
     Ledger,
     LedgerError,
     LedgerUnavailable,
-    OutcomeRow,
     head_revision,
     normalize_url,
 )
 from worker.ledger.schema import metadata
+from worker.report import FieldReport, Outcome, Status
 
 CONN = "salesforce-main"
 
@@ -36,9 +38,9 @@ def ledger(database_url: str):
 
 def row(field: str, value: Any, outcome: str = "written", *, record_id: str | None = "006A",
         object: str | None = "Opportunity", connection: str = CONN, previous: Any = None,
-        reason: str | None = None, extraction: str | None = None) -> OutcomeRow:
-    return OutcomeRow(connection, object, record_id, field, value, previous, outcome,
-                      reason, extraction)
+        reason: str | None = None, extraction: str | None = None) -> FieldReport:
+    return FieldReport(connection, object, record_id, field, value, previous, Outcome(outcome),
+                       reason, extraction)
 
 
 def strict(value: Any) -> str:
@@ -67,7 +69,7 @@ def test_migrate_is_idempotent(database_url: str) -> None:
         assert ledger.current_revision() == head_revision() == "0004"
         run_id = ledger.start_run("rec-1", trigger="cli")
         ledger.migrate()  # data survives a re-run
-        assert [r["id"] for r in ledger.runs()] == [run_id]
+        assert [r.id for r in ledger.runs()] == [run_id]
         tables = set(inspect(ledger.engine).get_table_names())
         assert {"runs", "attempts", "writeback_alembic_version"} <= tables
     finally:
@@ -158,54 +160,75 @@ def test_run_round_trips_every_json_type(ledger: Ledger) -> None:
 
     got = ledger.attempts("rec-1")
     assert len(got) == len(rows)
-    assert [a["field"] for a in got] == [r.field for r in reversed(rows)]  # newest first
+    assert [a.line.field for a in got] == [r.field for r in reversed(rows)]  # newest first
     for attempt, expected in zip(reversed(got), rows):
-        assert_identical(attempt["value"], expected.value)
-        assert_identical(attempt["previous"], expected.previous)
-        assert attempt["run_id"] == run_id
-        assert attempt["recording_id"] == "rec-1"
+        assert_identical(attempt.line.value, expected.value)
+        assert_identical(attempt.line.previous, expected.previous)
+        assert attempt.run_id == run_id
+        assert attempt.recording_id == "rec-1"
         for name in ("connection", "object", "record_id", "field", "outcome", "reason",
                      "extraction"):
-            assert attempt[name] == getattr(expected, name)
-        created = attempt["created_at"]
+            assert getattr(attempt.line, name) == getattr(expected, name)
+        assert attempt.line == expected  # the very report line, read back
+        created = attempt.created_at
         assert created.tzinfo is not None and created.utcoffset() == timedelta(0)
         assert before - timedelta(seconds=1) <= created <= after + timedelta(seconds=1)
 
     (run,) = ledger.runs("rec-1")
-    assert run["id"] == run_id
-    assert run["trigger"] == "webhook" and run["dry_run"] is False
-    assert run["status"] == "partial" and run["reason"] == "1 field failed"
+    assert run.id == run_id
+    assert run.trigger == "webhook" and run.dry_run is False
+    assert run.status == "partial" and run.reason == "1 field failed"
+    assert run.status is Status.PARTIAL
     for name in ("started_at", "finished_at"):
-        assert run[name].utcoffset() == timedelta(0)
-    assert before - timedelta(seconds=1) <= run["started_at"] <= run["finished_at"]
+        assert getattr(run, name).utcoffset() == timedelta(0)
+    assert before - timedelta(seconds=1) <= run.started_at <= run.finished_at
 
 
 def test_runs_and_attempts_are_listed_newest_first_and_filtered(ledger: Ledger) -> None:
     first = ledger.start_run("rec-1", trigger="poll", dry_run=True)
-    assert ledger.runs("rec-1")[0]["status"] == "running"
-    assert ledger.runs("rec-1")[0]["finished_at"] is None
+    assert ledger.runs("rec-1")[0].status == "running"
+    assert ledger.runs("rec-1")[0].finished_at is None
     ledger.record(first, "rec-1", [row("Amount", 1, "planned"), row("StageName", "x", "planned")])
     ledger.finish_run(first, "ok")
     second = ledger.start_run("rec-2", trigger="cli")
     ledger.record(second, "rec-2", [row("Amount", 2), row("Name", None, "null_value")])
     ledger.record(second, "rec-2", [])  # nothing planned: fine
-    ledger.finish_run(second, "skipped", "crm_null")
+    ledger.finish_run(second, Status.SKIPPED, "crm_null")
 
-    assert [r["id"] for r in ledger.runs()] == [second, first]
-    assert ledger.runs("rec-1")[0]["dry_run"] is True
-    assert [a["field"] for a in ledger.attempts()] == ["Name", "Amount", "StageName", "Amount"]
-    assert [a["field"] for a in ledger.attempts(limit=1)] == ["Name"]
-    assert [a["value"] for a in ledger.attempts("rec-1")] == ["x", 1]
+    assert [r.id for r in ledger.runs()] == [second, first]
+    assert ledger.runs("rec-1")[0].dry_run is True
+    assert [a.line.field for a in ledger.attempts()] == ["Name", "Amount", "StageName", "Amount"]
+    assert [a.line.field for a in ledger.attempts(limit=1)] == ["Name"]
+    assert [a.line.value for a in ledger.attempts("rec-1")] == ["x", 1]
+    assert ledger.runs("rec-2")[0].status is Status.SKIPPED
     assert ledger.attempts("rec-unknown") == []
     assert ledger.runs("rec-unknown") == []
+
+
+def test_record_stores_the_report_lines_values_as_json(ledger: Ledger) -> None:
+    run_id = ledger.start_run("rec-1", trigger="cli")
+    ledger.record(run_id, "rec-1", [
+        row("Amount", Decimal("12500"), previous=Decimal("0.5")),
+        row("CloseDate", date(2026, 3, 1), previous=datetime(2026, 2, 1, 9, 30, tzinfo=UTC)),
+        row("Colors__c", ("Red", "Green")),
+    ])
+    got = {a.line.field: (a.line.value, a.line.previous) for a in ledger.attempts("rec-1")}
+    assert got == {
+        "Amount": (12500, 0.5),
+        "CloseDate": ("2026-03-01", "2026-02-01T09:30:00Z"),
+        "Colors__c": (["Red", "Green"], None),
+    }
+    assert_identical(got["Amount"][0], 12500)
 
 
 def test_record_validates_before_writing(ledger: Ledger) -> None:
     run_id = ledger.start_run("rec-1", trigger="cli")
     with pytest.raises(ValueError, match="outcome"):
-        row("Amount", 1, "wrote")
+        ledger.record(run_id, "rec-1", [replace(row("Amount", 1), outcome="wrote")])
     with pytest.raises(TypeError):
-        row("Amount", 1, record_id=6)  # CRM ids are strings
+        ledger.record(run_id, "rec-1", [row("Amount", 1, record_id=6)])  # CRM ids are strings
+    with pytest.raises(TypeError, match="FieldReport"):
+        ledger.record(run_id, "rec-1", [("Amount", 1)])
     with pytest.raises(TypeError, match="JSON"):
         ledger.record(run_id, "rec-1", [row("Amount", 1), row("Amount", float("nan"))])
     with pytest.raises(TypeError, match="JSON"):
@@ -217,6 +240,8 @@ def test_record_validates_before_writing(ledger: Ledger) -> None:
     assert ledger.attempts() == []  # all or nothing
     with pytest.raises(ValueError):
         ledger.finish_run(run_id, "done")
+    with pytest.raises(ValueError):
+        ledger.finish_run(run_id, Status.RUNNING)  # only ever the start
     with pytest.raises(LookupError):
         ledger.finish_run(run_id + 100, "ok")
 
@@ -226,7 +251,7 @@ def test_record_validates_before_writing(ledger: Ledger) -> None:
 
 
 def test_last_written_picks_the_newest_written_attempt(ledger: Ledger) -> None:
-    def run(recording: str, rows: list[OutcomeRow], **kw: Any) -> None:
+    def run(recording: str, rows: list[FieldReport], **kw: Any) -> None:
         run_id = ledger.start_run(recording, trigger="cli", **kw)
         ledger.record(run_id, recording, rows)
         ledger.finish_run(run_id, "ok")
@@ -327,7 +352,7 @@ def test_concurrent_processes_migrate_and_write(database_url: str) -> None:
     with Ledger.open(database_url) as ledger:
         runs = ledger.runs()
         assert len(runs) == WORKERS * RUNS_PER_WORKER
-        assert {r["status"] for r in runs} == {"ok"}
+        assert {r.status for r in runs} == {"ok"}
         assert len(ledger.attempts()) == WORKERS * RUNS_PER_WORKER * ROWS_PER_RUN
         assert ledger.current_revision() == head_revision()
 

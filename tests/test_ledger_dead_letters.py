@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import inspect
 
-from worker.ledger import Ledger, OutcomeRow, head_revision
-from worker.ledger.store import _alembic_config
+from worker.ledger import DeadLetterRow, Ledger, head_revision
+from worker.ledger.engine import alembic_config
+from worker.report import FieldReport, Outcome
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -31,7 +32,7 @@ def _migrate_to(ledger: Ledger, revision: str, *, down: bool = False) -> None:
     from alembic import command
 
     with ledger._write("test migration") as conn:
-        cfg = _alembic_config(conn)
+        cfg = alembic_config(conn)
         (command.downgrade if down else command.upgrade)(cfg, revision)
 
 
@@ -42,8 +43,8 @@ def test_upgrade_from_0001_keeps_the_data(database_url: str) -> None:
         assert ledger.current_revision() == "0001"
         assert not {"dead_letters", "watermarks"} & set(inspect(ledger.engine).get_table_names())
         run_id = ledger.start_run("rec-old", trigger="webhook")
-        ledger.record(run_id, "rec-old", [OutcomeRow("sf", "Opportunity", "006A", "Amount", 12500.0,
-                                                     None, "written", None, "Amount")])
+        ledger.record(run_id, "rec-old", [FieldReport("sf", "Opportunity", "006A", "Amount", 12500.0,
+                                                      None, Outcome.WRITTEN, None, "Amount")])
         ledger.finish_run(run_id, "ok")
         with ledger.engine.connect() as conn:  # the 0001 columns only: this code reads the newest schema
             before_runs = [tuple(row) for row in conn.exec_driver_sql(
@@ -52,16 +53,16 @@ def test_upgrade_from_0001_keeps_the_data(database_url: str) -> None:
 
         ledger.migrate()
         assert ledger.current_revision() == head_revision() == "0004"
-        assert [(r["id"], r["recording_id"], r["trigger"], r["status"], r["reason"]) for r in ledger.runs()] == before_runs
-        assert ledger.runs()[0]["recording_updated_at"] is None  # 0003's column, unknown for older runs
+        assert [(r.id, r.recording_id, r.trigger, r.status, r.reason) for r in ledger.runs()] == before_runs
+        assert ledger.runs()[0].recording_updated_at is None  # 0003's column, unknown for older runs
         assert ledger.attempts() == before_attempts
-        assert ledger.attempts()[0]["value"] == 12500.0 and isinstance(ledger.attempts()[0]["value"], float)
+        assert ledger.attempts()[0].line.value == 12500.0 and isinstance(ledger.attempts()[0].line.value, float)
         assert ledger.last_written("sf", "Opportunity", ["006A"], ["amount"]) == {("006A", "amount"): 12500.0}
         # The new tables work.
         ledger.add_dead_letter("rec-old", reason="auth", error="expired", trigger="poll", attempts=1)
         assert ledger.advance_watermark("poll", T0) == T0
         ledger.migrate()  # idempotent
-        assert ledger.dead_letter("rec-old")["failures"] == 1
+        assert ledger.dead_letter("rec-old").failures == 1
         assert ledger.watermark("poll") == T0
     finally:
         ledger.close()
@@ -75,7 +76,7 @@ def test_downgrade_to_0001_and_back(ledger: Ledger) -> None:
     assert not {"dead_letters", "watermarks"} & set(inspect(ledger.engine).get_table_names())
     ledger.migrate()
     assert ledger.dead_letters() == []
-    assert [r["recording_id"] for r in ledger.runs()] == ["rec-1"]
+    assert [r.recording_id for r in ledger.runs()] == ["rec-1"]
 
 
 # --------------------------------------------------------------------------- #
@@ -91,28 +92,39 @@ def test_dead_letter_upsert_counts_failures_and_keeps_the_first(ledger: Ledger) 
                            trigger="poll", attempts=9)
     first = ledger.dead_letter("rec-1")
     assert first is not None
-    assert first == {
+    assert first == DeadLetterRow(
+        recording_id="rec-1",
+        reason="retries_exhausted",
+        error="Salesforce HTTP 503",
+        trigger="poll",
+        attempts=9,
+        failures=1,
+        first_failed_at=first.first_failed_at,
+        last_failed_at=first.first_failed_at,
+    )
+    assert first.first_failed_at.utcoffset() == timedelta(0)
+    assert before - timedelta(seconds=1) <= first.first_failed_at <= datetime.now(UTC) + timedelta(seconds=1)
+    # What `writeback failed --json` prints, key for key.
+    assert first.to_json() == {
         "recording_id": "rec-1",
         "reason": "retries_exhausted",
         "error": "Salesforce HTTP 503",
         "trigger": "poll",
         "attempts": 9,
         "failures": 1,
-        "first_failed_at": first["first_failed_at"],
-        "last_failed_at": first["first_failed_at"],
+        "first_failed_at": first.first_failed_at.isoformat(),
+        "last_failed_at": first.first_failed_at.isoformat(),
     }
-    assert first["first_failed_at"].utcoffset() == timedelta(0)
-    assert before - timedelta(seconds=1) <= first["first_failed_at"] <= datetime.now(UTC) + timedelta(seconds=1)
 
     time.sleep(0.01)
     ledger.add_dead_letter("rec-1", reason="auth", error="HubSpot session expired",
                            trigger="retry", attempts=1)
     again = ledger.dead_letter("rec-1")
     assert again is not None
-    assert again["failures"] == 2
-    assert again["first_failed_at"] == first["first_failed_at"]
-    assert again["last_failed_at"] > first["last_failed_at"]
-    assert (again["reason"], again["error"], again["trigger"], again["attempts"]) == (
+    assert again.failures == 2
+    assert again.first_failed_at == first.first_failed_at
+    assert again.last_failed_at > first.last_failed_at
+    assert (again.reason, again.error, again.trigger, again.attempts) == (
         "auth", "HubSpot session expired", "retry", 1)
     assert len(ledger.dead_letters()) == 1
 
@@ -121,25 +133,25 @@ def test_dead_letters_are_listed_newest_failure_first_and_removed(ledger: Ledger
     for rec in ("rec-a", "rec-b", "rec-c"):
         ledger.add_dead_letter(rec, reason="retries_exhausted", error="boom", trigger="webhook", attempts=3)
         time.sleep(0.01)
-    assert [d["recording_id"] for d in ledger.dead_letters()] == ["rec-c", "rec-b", "rec-a"]
+    assert [d.recording_id for d in ledger.dead_letters()] == ["rec-c", "rec-b", "rec-a"]
     ledger.add_dead_letter("rec-a", reason="retries_exhausted", error="boom", trigger="cli", attempts=3)
-    assert [d["recording_id"] for d in ledger.dead_letters()] == ["rec-a", "rec-c", "rec-b"]
-    assert [d["recording_id"] for d in ledger.dead_letters(limit=1)] == ["rec-a"]
+    assert [d.recording_id for d in ledger.dead_letters()] == ["rec-a", "rec-c", "rec-b"]
+    assert [d.recording_id for d in ledger.dead_letters(limit=1)] == ["rec-a"]
 
     assert ledger.remove_dead_letter("rec-c") is True
     assert ledger.remove_dead_letter("rec-c") is False
     assert ledger.remove_dead_letter("rec-never") is False
     assert ledger.dead_letter("rec-c") is None
-    assert [d["recording_id"] for d in ledger.dead_letters()] == ["rec-a", "rec-b"]
+    assert [d.recording_id for d in ledger.dead_letters()] == ["rec-a", "rec-b"]
     # Re-listed after removal: a fresh entry.
     ledger.add_dead_letter("rec-c", reason="auth", error="e", trigger="retry", attempts=1)
-    assert ledger.dead_letter("rec-c")["failures"] == 1
+    assert ledger.dead_letter("rec-c").failures == 1
 
 
 def test_dead_letter_error_is_one_line_and_masks_tokens(ledger: Ledger) -> None:
     message = "HTTP 401\nAuthorization: Bearer abc.DEF-123_secret\n\n  retry  later " + "x" * 3000
     ledger.add_dead_letter("rec-1", reason="auth", error=message, trigger="poll", attempts=1)
-    error = ledger.dead_letter("rec-1")["error"]
+    error = ledger.dead_letter("rec-1").error
     assert "\n" not in error
     assert "abc.DEF-123_secret" not in error
     assert error.startswith("HTTP 401 Authorization: Bearer *** retry later xxx")
@@ -171,7 +183,7 @@ def test_concurrent_dead_letters_all_count(database_url: str) -> None:
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(fail, range(40)))
         entry = ledgers[0].dead_letter("rec-hot")
-        assert entry is not None and entry["failures"] == 40
+        assert entry is not None and entry.failures == 40
         assert len(ledgers[0].dead_letters()) == 1
     finally:
         for one in ledgers:

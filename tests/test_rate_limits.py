@@ -26,21 +26,19 @@ from simulators.server import free_port
 from worker.errors import ConfigError
 from worker.limits.rate import (
     DAILY_RETRY_AFTER_S,
+    ConcurrencyLimiter,
+    DailyUsage,
     LimiterBusy,
-    LocalConcurrencyLimiter,
-    LocalDailyUsage,
-    LocalRateLimiter,
-    RedisConcurrencyLimiter,
-    RedisRateLimiter,
     RequestGate,
+    SlidingWindowRateLimiter,
     gate_factory,
     gate_for,
-    redis_client,
     siro_limiter,
 )
+from worker.limits.store import MemoryStore, RedisStore, redis_client
 from worker.pipeline.connector_pool import ConnectorPool
 from worker.settings import ConnectionConfig, WritebackConfig, parse_config
-from worker.siro.client import SiroUnavailable, SlidingWindowRateLimiter
+from worker.siro.client import SiroUnavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,10 +58,11 @@ def connection(connector: str, name: str | None = None, **extra: Any) -> Connect
 
 _RATE_CHILD = """
 import json, sys, time
-from worker.limits.rate import RedisRateLimiter, redis_client
+from worker.limits.rate import SlidingWindowRateLimiter
+from worker.limits.store import RedisStore, redis_client
 url, key, limit, period, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
 client = redis_client(url)
-limiter = RedisRateLimiter(client, key, limit, period)
+limiter = SlidingWindowRateLimiter(limit, period, store=RedisStore(client), key=key)
 client.incr("test:ready")
 while not client.exists("test:go"):
     time.sleep(0.01)
@@ -76,10 +75,11 @@ print(json.dumps(stamps))
 
 _SLOT_CHILD = """
 import json, sys, time
-from worker.limits.rate import RedisConcurrencyLimiter, redis_client
+from worker.limits.rate import ConcurrencyLimiter
+from worker.limits.store import RedisStore, redis_client
 url, key, limit, count, hold = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
 client = redis_client(url)
-limiter = RedisConcurrencyLimiter(client, key, limit, lease_s=60)
+limiter = ConcurrencyLimiter(limit, store=RedisStore(client), key=key, lease_s=60)
 client.incr("test:ready")
 while not client.exists("test:go"):
     time.sleep(0.01)
@@ -96,8 +96,10 @@ print(json.dumps(spans))
 
 _HOLDER_CHILD = """
 import sys, time
-from worker.limits.rate import RedisConcurrencyLimiter, redis_client
-limiter = RedisConcurrencyLimiter(redis_client(sys.argv[1]), sys.argv[2], 1, lease_s=float(sys.argv[3]))
+from worker.limits.rate import ConcurrencyLimiter
+from worker.limits.store import RedisStore, redis_client
+store = RedisStore(redis_client(sys.argv[1]))
+limiter = ConcurrencyLimiter(1, store=store, key=sys.argv[2], lease_s=float(sys.argv[3]))
 limiter.acquire()
 print("held", flush=True)
 time.sleep(600)
@@ -166,8 +168,9 @@ def test_a_waiting_acquirer_gets_its_turn(client):
         waits.append(seconds)
         time.sleep(seconds)
 
-    first = RedisRateLimiter(client, "writeback:rate:test:requests", 2, 1.0)
-    second = RedisRateLimiter(client, "writeback:rate:test:requests", 2, 1.0, sleep=sleep)  # another worker
+    key = "writeback:rate:test:requests"
+    first = SlidingWindowRateLimiter(2, 1.0, store=RedisStore(client), key=key)
+    second = SlidingWindowRateLimiter(2, 1.0, store=RedisStore(client), key=key, sleep=sleep)  # another worker
     first.acquire()
     start = time.time()
     first.acquire()
@@ -183,7 +186,8 @@ def test_a_waiting_acquirer_gets_its_turn(client):
 
 
 def test_every_acquisition_is_a_distinct_entry_and_the_wait_is_bounded(client):
-    limiter = RedisRateLimiter(client, "writeback:rate:test:requests", 3, 60.0, max_wait_s=1.0)
+    limiter = SlidingWindowRateLimiter(3, 60.0, store=RedisStore(client), key="writeback:rate:test:requests",
+                                       max_wait_s=1.0)
     for _ in range(3):
         limiter.acquire()
     assert client.zcard("writeback:rate:test:requests") == 3
@@ -200,13 +204,13 @@ def test_span_counts_a_request_until_its_answer():
         slept.append(seconds)
         clock[0] += seconds
 
-    limiter = LocalRateLimiter(2, 10.0, clock=lambda: clock[0], sleep=sleep)
+    limiter = SlidingWindowRateLimiter(2, 10.0, clock=lambda: clock[0], sleep=sleep)
     with limiter.span():
         clock[0] += 3.0  # a slow request: the CRM may have counted it as late as t=3
     limiter.acquire()
     limiter.acquire()  # waits for the first entry, now stamped t=3, to leave the window
     assert clock[0] == pytest.approx(13.0)
-    assert isinstance(limiter, SlidingWindowRateLimiter)
+    assert isinstance(limiter.backend, MemoryStore)
 
 
 # ----------------------------------------------------------------- concurrency limiter
@@ -243,7 +247,7 @@ def test_the_lease_of_a_killed_holder_expires(client, redis_url):
             holder.kill()
             holder.wait()
     [(_, expiry)] = client.zrange(key, 0, -1, withscores=True)
-    limiter = RedisConcurrencyLimiter(client, key, 1, lease_s=30)
+    limiter = ConcurrencyLimiter(1, store=RedisStore(client), key=key, lease_s=30)
     with limiter.slot():
         seconds, micros = client.time()
         assert seconds * 1_000_000 + micros >= expiry  # granted only once the dead holder's lease ran out
@@ -251,7 +255,7 @@ def test_the_lease_of_a_killed_holder_expires(client, redis_url):
 
 
 def test_local_concurrency_limiter_across_threads():
-    limiter = LocalConcurrencyLimiter(3)
+    limiter = ConcurrencyLimiter(3)
     inside = peak = 0
     lock = threading.Lock()
 
@@ -297,7 +301,8 @@ def test_the_default_gate_does_nothing():
     plugin.gate.observe_daily_usage(10, 10)
     assert gate_for(connection("plugin"), Plugin, None) is NO_GATE
     plugin.gate = gate_for(connection("plugin", rate_limit={"concurrency": 2}), Plugin, None)
-    assert isinstance(plugin.gate.concurrency, LocalConcurrencyLimiter) and plugin.gate.concurrency.limit == 2
+    assert isinstance(plugin.gate.concurrency, ConcurrencyLimiter) and plugin.gate.concurrency.limit == 2
+    assert isinstance(plugin.gate.concurrency.backend, MemoryStore)
 
 
 def test_the_daily_guard_refuses_once_the_share_is_spent():
@@ -308,7 +313,7 @@ def test_the_daily_guard_refuses_once_the_share_is_spent():
         def acquire(self) -> None:
             acquired.append(1)
 
-    gate = RequestGate("sf", rate=Counting(), daily_share=0.9, usage=LocalDailyUsage(3600, clock=lambda: clock[0]))
+    gate = RequestGate("sf", rate=Counting(), daily_share=0.9, usage=DailyUsage(3600, clock=lambda: clock[0]))
     with gate.request():
         pass  # nothing seen yet: let it go
     gate.observe_daily_usage(899, 1000)
@@ -349,12 +354,13 @@ def test_gate_for_merges_connector_defaults_and_config(client):
 
     shared = gate_for(connection("salesforce", "sf-main", rate_limit={"requests": 190, "per_s": 10}),
                       SalesforceConnector, client)
-    assert isinstance(shared.rate, RedisRateLimiter) and isinstance(shared.concurrency, RedisConcurrencyLimiter)
+    assert isinstance(shared.rate, SlidingWindowRateLimiter) and isinstance(shared.concurrency, ConcurrencyLimiter)
+    assert isinstance(shared.rate.backend, RedisStore) and isinstance(shared.concurrency.backend, RedisStore)
     assert shared.rate.key == "writeback:rate:sf-main:requests"
     assert shared.concurrency.key == "writeback:rate:sf-main:concurrency"
     assert shared.usage.key == "writeback:rate:sf-main:daily"
     hs = gate_for(connection("hubspot"), HubSpotConnector, client)
-    assert hs.rate.key == "writeback:rate:hubspot:requests" and (hs.rate.limit, hs.rate.period_s) == (100, 10.0)
+    assert hs.rate.key == "writeback:rate:hubspot:requests" and (hs.rate.limit, hs.rate.period) == (100, 10.0)
 
 
 def test_daily_share_is_validated_in_the_config():
@@ -402,6 +408,7 @@ def test_a_dead_redis_is_a_transient_error_not_a_hang(hubspot_state, make_hubspo
 
 def test_siro_limiter_keys_hash_the_token(client):
     assert isinstance(siro_limiter(None, "tok"), SlidingWindowRateLimiter)
+    assert isinstance(siro_limiter(None, "tok").backend, MemoryStore)
     limiter = siro_limiter(client, "secret-token-value")
     limiter.acquire()
     keys = [key.decode() for key in client.keys("*")]

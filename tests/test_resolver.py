@@ -8,8 +8,8 @@ import pytest
 
 from connectors.base import ModelTarget
 from worker.pipeline.plan import FieldWrite, RecordUpdate, WritePlan
-from worker.pipeline.report import FieldReport, Outcome
 from worker.pipeline.resolver import resolve
+from worker.report import FieldReport, Outcome
 from worker.settings import ConnectionConfig
 from worker.siro.models import Recording
 

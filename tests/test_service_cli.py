@@ -20,6 +20,7 @@ from simulators.hubspot import DEFAULT_TOKEN
 from simulators.server import free_port
 from tests.fixtures.service import World, post
 from tests.service import WEBHOOK_SECRET, ServiceProcesses, wait_for
+from worker.ledger import RunRow
 
 DEAD_BROKER = "redis://127.0.0.1:1/0"
 
@@ -66,8 +67,8 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def backfill_runs(world: World, recording_id: str) -> list[dict[str, Any]]:
-    return [run for run in world.finished_runs(recording_id) if run["trigger"] == "backfill" and not run["dry_run"]]
+def backfill_runs(world: World, recording_id: str) -> list[RunRow]:
+    return [run for run in world.finished_runs(recording_id) if run.trigger == "backfill" and not run.dry_run]
 
 
 # --------------------------------------------------------------------------- backfill
@@ -159,7 +160,7 @@ def test_rejected_crm_credentials_dead_letter_at_once_and_retry_writes_after_res
     assert max(Counter((r.method, r.path) for r in calls).values()) == 1, calls
     assert world.hubspot.requests_to("POST", "batch/update") == []
     assert world.hubspot.get_record("deals", deal)["amount"] == "1000"
-    assert [(run["status"], run["reason"]) for run in world.finished_runs("rec-auth")] == [("failed", "auth")]
+    assert [(run.status, run.reason) for run in world.finished_runs("rec-auth")] == [("failed", "auth")]
 
     world.hubspot.add_token(DEFAULT_TOKEN)  # the operator renewed the token
     replay = cli("retry", "rec-auth")
@@ -168,7 +169,7 @@ def test_rejected_crm_credentials_dead_letter_at_once_and_retry_writes_after_res
     world.wait_for_runs(["rec-auth"], count=2)
     assert world.hubspot.get_record("deals", deal)["amount"] == "31000"
     assert world.outcomes("rec-auth") == {"amount": "written", "dealstage": "written"}
-    assert world.ledger.runs("rec-auth")[0]["trigger"] == "retry"
+    assert world.ledger.runs("rec-auth")[0].trigger == "retry"
     assert cli.failed() == []
     cli.assert_no_secrets()
 
@@ -188,7 +189,7 @@ def test_siro_unavailable_for_a_while_the_webhook_task_retries_and_writes_once(w
     assert world.applied_writes() == Counter({(deal, "amount"): 1, (deal, "dealstage"): 1})
     assert [r.status for r in world.siro.requests_to("/v1/core/recordings/rec-siro")] == [503] * 5 + [200]
     runs = world.finished_runs("rec-siro")
-    assert [(run["status"], run["trigger"]) for run in runs] == [("ok", "webhook")]
+    assert [(run.status, run.trigger) for run in runs] == [("ok", "webhook")]
     assert world.outcomes("rec-siro") == {"amount": "written", "dealstage": "written"}
     assert cli.failed() == []
     cli.assert_no_secrets()
@@ -212,7 +213,7 @@ def test_poll_in_process_needs_no_broker_and_a_second_run_writes_nothing(world: 
     for i, (rid, deal) in enumerate(deals.items()):
         assert world.hubspot.get_record("deals", deal)["amount"] == str(6000 + i)
         assert world.outcomes(rid) == {"amount": "written", "dealstage": "written"}
-        assert world.finished_runs(rid)[0]["trigger"] == "poll"
+        assert world.finished_runs(rid)[0].trigger == "poll"
     assert len(world.hubspot.requests_to("POST", "batch/update")) == 1
 
     second = cli("poll", "--in-process", "--json", env=dead)
@@ -298,7 +299,7 @@ def test_failed_and_retry_on_an_empty_list(world_factory) -> None:
     assert "not on the dead-letter list" in unknown.stderr
     # A worker took it: Siro has no such recording, which is recorded, not retried.
     world.wait_for_runs(["rec-unknown"])
-    assert [(run["status"], run["trigger"]) for run in world.finished_runs("rec-unknown")] == [("failed", "retry")]
+    assert [(run.status, run.trigger) for run in world.finished_runs("rec-unknown")] == [("failed", "retry")]
     assert cli.failed() == []
 
     bare = cli("retry")

@@ -53,7 +53,7 @@ def test_a_webhook_leads_to_the_crm_write_once(world: World) -> None:
     assert world.outcomes("rec-hook") == {"amount": "written", "dealstage": "written"}
     # One task, one fetch: the refused and the repeated deliveries fetched nothing.
     assert len(world.siro.requests_to("/v1/core/recordings/rec-hook")) == 1
-    assert world.ledger.runs("rec-hook")[0]["trigger"] == "webhook"
+    assert world.ledger.runs("rec-hook")[0].trigger == "webhook"
 
     # The secret as the last path segment works too; a new event (new links) is a new task.
     world.hubspot.set_values("deals", deal, amount="1")
@@ -157,7 +157,7 @@ def test_beat_polls_on_its_schedule_and_a_recording_linked_later_is_written(worl
     world.processes.start_beat()
     # Not linked yet: processed and skipped, nothing fails.
     world.wait_for_runs(["rec-late"])
-    assert world.finished_runs("rec-late")[0]["status"] == "skipped"
+    assert world.finished_runs("rec-late")[0].status == "skipped"
     assert world.ledger.watermark("poll") is not None
 
     deal = world.hubspot.add_record("deals", {"dealname": "Late", "amount": "5"})
@@ -258,4 +258,4 @@ def test_retries_spent_go_to_the_dead_letter_list_and_retry_replays(world_factor
     assert replay.returncode == 0, replay.stderr
     wait_for(lambda: world.hubspot.get_record("deals", deal)["amount"] == "123", 60, "the retry did not write")
     assert listed() == []
-    assert world.ledger.runs("rec-dead")[0]["trigger"] == "retry"
+    assert world.ledger.runs("rec-dead")[0].trigger == "retry"

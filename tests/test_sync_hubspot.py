@@ -135,7 +135,7 @@ def test_one_recording_reaches_every_outcome(hs, hubspot_state, siro_server):
 
     rows = hs.ledger.attempts(recording_id)
     assert len(rows) == len(report.fields)
-    assert {(r["field"], r["outcome"]) for r in rows} >= {("amount", "written"), ("jobtitle", "failed")}
+    assert {(r.line.field, r.line.outcome) for r in rows} >= {("amount", "written"), ("jobtitle", "failed")}
 
 
 def test_a_second_sync_sends_no_write(hs, hubspot_state, siro_server):

@@ -146,8 +146,8 @@ def test_one_recording_reaches_every_outcome(sf, salesforce_state, salesforce_id
     # The ledger explains every line, with the previous value.
     rows = sf.ledger.attempts(recording_id)
     assert len(rows) == len(report.fields)
-    amount = next(r for r in rows if r["field"] == "Amount")
-    assert (amount["outcome"], amount["value"], amount["previous"]) == ("written", 18750, 12500)
+    amount = next(r.line for r in rows if r.line.field == "Amount")
+    assert (amount.outcome, amount.value, amount.previous) == ("written", 18750, 12500)
 
 
 def test_a_second_sync_sends_no_write(sf, salesforce_state, salesforce_ids, siro_server):
@@ -299,8 +299,8 @@ def test_the_same_sync_on_either_ledger_database(database_url, salesforce_server
 
     assert first.status == second.status == "partial"
     assert len(rows) == len(first.fields) + len(second.fields)
-    assert [run["status"] for run in runs] == ["partial", "partial"]
-    amount = [(r["outcome"], r["value"], r["previous"]) for r in rows if r["field"] == "Amount"]
+    assert [run.status for run in runs] == ["partial", "partial"]
+    amount = [(r.line.outcome, r.line.value, r.line.previous) for r in rows if r.line.field == "Amount"]
     assert amount == [("unchanged", 18750, 18750), ("written", 18750, 12500)]  # newest first
 
 

@@ -29,8 +29,8 @@ def test_a_task_killed_by_its_hard_time_limit_goes_on_the_dead_letter_list(tmp_p
         use_runtime(None)
         rt.close()
     with Ledger.open(url) as ledger:
-        letters = {row["recording_id"]: (row["reason"], row["trigger"]) for row in ledger.dead_letters()}
-        error = ledger.dead_letter("rec-slow")["error"]
+        letters = {row.recording_id: (row.reason, row.trigger) for row in ledger.dead_letters()}
+        error = ledger.dead_letter("rec-slow").error
     assert letters == {
         "rec-slow": ("time_limit", "webhook"),
         "rec-a": ("task_failed", "poll"),
@@ -63,5 +63,5 @@ def test_a_request_siro_will_never_accept_goes_on_the_dead_letter_list(tmp_path,
     assert result.result == {"recordingId": "rec-bad", "status": "failed", "reason": "siro_error"}
     with Ledger.open(url) as ledger:
         letter = ledger.dead_letter("rec-bad")
-    assert (letter["reason"], letter["attempts"]) == ("siro_error", 1)
-    assert "400" in letter["error"]
+    assert (letter.reason, letter.attempts) == ("siro_error", 1)
+    assert "400" in letter.error

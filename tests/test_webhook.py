@@ -1,9 +1,10 @@
 """The webhook receiver (DESIGN §3 "Webhook") over real HTTP.
 
 Each app is served by uvicorn on a loopback port (``ServedApp``) and called
-with httpx; the dedupe tests run on both stores (``MemoryDedupe`` and
-``RedisDedupe`` on the private redis-server). The payload model is checked
-against Siro's AsyncAPI document when ``../shared/siro`` is present.
+with httpx; the dedupe tests run on both backends (``Dedupe`` on a
+``MemoryStore`` and on a ``RedisStore`` of the private redis-server). The
+payload model is checked against Siro's AsyncAPI document when
+``../shared/siro`` is present.
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from simulators.server import ServedApp, free_port
+from worker.limits.store import MemoryStore, RedisStore
+from worker.logs import RedactingFilter
 from worker.service.dedupe import (
     PENDING,
     Dedupe,
     DedupeUnavailable,
-    MemoryDedupe,
-    RedisDedupe,
 )
 from worker.service.webhook import (
     DEDUPE_TTL_S,
@@ -43,7 +44,6 @@ from worker.service.webhook import (
     MAX_BODY_BYTES,
     BrokerUnavailable,
     RecordingEventPayload,
-    SecretFilter,
     create_app,
     dedupe_key,
     server_config,
@@ -104,10 +104,10 @@ class Webhook:
 @pytest.fixture(params=["memory", "redis"])
 def store(request: pytest.FixtureRequest) -> Dedupe:
     if request.param == "memory":
-        return MemoryDedupe()
+        return Dedupe(MemoryStore())
     client = redis.Redis.from_url(request.getfixturevalue("redis_url"), socket_timeout=2, socket_connect_timeout=2)
     request.addfinalizer(client.close)
-    return RedisDedupe(client)
+    return Dedupe(RedisStore(client))
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ def make_webhook() -> Iterator[Callable[..., Webhook]]:
             queue: FakeQueue | None = None,
         ) -> Webhook:
             queue = queue or FakeQueue()
-            dedupe = dedupe if dedupe is not None else MemoryDedupe()
+            dedupe = dedupe if dedupe is not None else Dedupe(MemoryStore())
             app = create_app(secret=SECRET, enqueue=queue, dedupe=dedupe, ready=ready)
             served = stack.enter_context(ServedApp(app))
             http = stack.enter_context(httpx.Client(base_url=served.url, timeout=10))
@@ -443,7 +443,7 @@ def _dead_redis(retries: int) -> redis.Redis:
 
 def test_redis_unreachable_is_503(make_webhook: Callable[..., Webhook]) -> None:
     dead = _dead_redis(retries=1)
-    hook = make_webhook(dedupe=RedisDedupe(dead))
+    hook = make_webhook(dedupe=Dedupe(RedisStore(dead)))
     started = time.monotonic()
     response = post(hook, event())
     assert response.status_code == 503
@@ -453,7 +453,7 @@ def test_redis_unreachable_is_503(make_webhook: Callable[..., Webhook]) -> None:
     dead.close()
 
 
-class _ConfirmFails(MemoryDedupe):
+class _ConfirmFails(Dedupe):
     def confirm(self, key: str, task_id: str, ttl_s: float) -> None:
         raise DedupeUnavailable("redis: ConnectionError")
 
@@ -484,7 +484,7 @@ def test_store_claim_confirm_release(store: Dedupe) -> None:
 
 def test_redis_store_keys_expire(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
-    store = RedisDedupe(client)
+    store = Dedupe(RedisStore(client))
     assert store.claim("abc", 30)
     assert client.get("writeback:webhook:abc") == PENDING.encode()
     assert 0 < client.pttl("writeback:webhook:abc") <= 30_000
@@ -498,7 +498,7 @@ def test_redis_store_keys_expire(redis_url: str) -> None:
 
 def test_redis_store_errors_are_dedupe_unavailable() -> None:
     dead = _dead_redis(retries=0)
-    store = RedisDedupe(dead)
+    store = Dedupe(RedisStore(dead))
     for call in (lambda: store.claim("k", 1), lambda: store.task_id("k"), lambda: store.release("k"),
                  lambda: store.confirm("k", "t", 1)):
         with pytest.raises(DedupeUnavailable):
@@ -508,7 +508,8 @@ def test_redis_store_errors_are_dedupe_unavailable() -> None:
 
 def test_memory_store_honours_ttl() -> None:
     now = [1000.0]
-    store = MemoryDedupe(clock=lambda: now[0])
+    backend = MemoryStore(clock=lambda: now[0])
+    store = Dedupe(backend)
     assert store.claim("k", 30)
     now[0] += 29
     assert not store.claim("k", 30)
@@ -523,11 +524,11 @@ def test_memory_store_honours_ttl() -> None:
     store.claim("other", 1)
     now[0] += 120
     store.claim("third", 1)  # sweeps what expired
-    assert set(store._entries) == {"third"}
+    assert set(backend._data) == {"writeback:webhook:third"}
 
 
 def test_memory_store_is_thread_safe() -> None:
-    store = MemoryDedupe()
+    store = Dedupe(MemoryStore())
     wins: list[bool] = []
     barrier = threading.Barrier(20)
 
@@ -583,7 +584,7 @@ def test_readyz_when_the_check_itself_fails(make_webhook: Callable[..., Webhook]
 
 def test_app_refuses_to_start_without_a_secret() -> None:
     with pytest.raises(ValueError, match="secret"):
-        create_app(secret="", enqueue=FakeQueue(), dedupe=MemoryDedupe())
+        create_app(secret="", enqueue=FakeQueue(), dedupe=Dedupe(MemoryStore()))
 
 
 def test_unknown_routes_do_not_echo_the_path(webhook: Webhook) -> None:
@@ -599,7 +600,7 @@ def test_unknown_routes_do_not_echo_the_path(webhook: Webhook) -> None:
 
 
 def test_secret_filter_masks_access_records_and_tracebacks() -> None:
-    secret_filter = SecretFilter(SECRET)
+    secret_filter = RedactingFilter([SECRET])
     record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
                                ("127.0.0.1:5000", "POST", f"/webhooks/siro/{SECRET}", "1.1", 202), None)
     assert secret_filter.filter(record)
@@ -644,7 +645,7 @@ def _logging_restored() -> Iterator[None]:
 
 def test_served_access_log_never_contains_the_secret(capsys: pytest.CaptureFixture[str]) -> None:
     queue = FakeQueue()
-    app = create_app(secret=SECRET, enqueue=queue, dedupe=MemoryDedupe())
+    app = create_app(secret=SECRET, enqueue=queue, dedupe=Dedupe(MemoryStore()))
     captured = io.StringIO()
     capture = logging.StreamHandler(captured)
     capture.setFormatter(logging.Formatter("%(name)s %(message)s"))

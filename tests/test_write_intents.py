@@ -1,28 +1,36 @@
 """Write intents (revision 0004): a value we sent stays ours even when its attempt was never recorded.
 
-The ledger tests run on SQLite and PostgreSQL (``database_url``); the pipeline
-tests go Siro simulator → pipeline → simple-salesforce → Salesforce simulator,
-with a real ledger on both backends.
+Every test runs on SQLite and PostgreSQL (``database_url``). The ledger tests
+drive the ledger alone; the pipeline tests (protect_edits with write intents: a
+worker killed after the CRM accepted, a person's edit still protected, dry runs,
+a ledger down for intents, a failed send) hand recordings built as Siro sends
+them to ``Pipeline.process`` with a real ledger, and the CRM is in memory
+(``tests.fixtures.memory_crm``): no Siro or Salesforce simulator, no HTTP.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import insert, inspect
 
-from simulators.salesforce import SalesforceState
-from simulators.siro import SiroState
-from tests.e2e import make_pipeline, outcomes_of
-from worker.ledger import IntentRow, Ledger, LedgerUnavailable, OutcomeRow
+from connectors.base import TransientError
+from tests.e2e import outcomes_of
+from tests.fixtures.memory_crm import OPPORTUNITY as OPP
+from tests.fixtures.memory_crm import MemoryCRM, MemoryPipeline, recording
+from tests.fixtures.memory_crm import extraction as X
+from worker.ledger import IntentRow, Ledger, LedgerUnavailable
+from worker.ledger.engine import alembic_config
 from worker.ledger.schema import Attempt, Run, WriteIntent, utcnow
-from worker.ledger.store import _alembic_config
+from worker.report import FieldReport, Outcome, RecordingReport
+from worker.siro.models import Recording
 
 CONN = "salesforce-main"
-X = SiroState.extraction
 
 
 @pytest.fixture
@@ -38,11 +46,11 @@ def intent(field: str, value: Any, *, record_id: str = "006A", object: str = "Op
 
 
 def attempt(field: str, value: Any, outcome: str = "written", *, record_id: str = "006A",
-            object: str = "Opportunity", connection: str = CONN) -> OutcomeRow:
-    return OutcomeRow(connection, object, record_id, field, value, None, outcome)
+            object: str = "Opportunity", connection: str = CONN) -> FieldReport:
+    return FieldReport(connection, object, record_id, field, value, None, Outcome(outcome), None, None)
 
 
-def record(ledger: Ledger, recording: str, rows: list[OutcomeRow]) -> None:
+def record(ledger: Ledger, recording: str, rows: list[FieldReport]) -> None:
     run_id = ledger.start_run(recording, trigger="cli")
     ledger.record(run_id, recording, rows)
     ledger.finish_run(run_id, "ok")
@@ -50,7 +58,8 @@ def record(ledger: Ledger, recording: str, rows: list[OutcomeRow]) -> None:
 
 def targets(ledger: Ledger) -> list[tuple[str, str, str, str, Any]]:
     """The stored intents, oldest first, as (connection, object, record, field, value)."""
-    return [(i["connection"], i["object"], i["record_id"], i["field"], i["value"]) for i in reversed(ledger.intents())]
+    return [(i.intent.connection, i.intent.object, i.intent.record_id, i.intent.field, i.intent.value)
+            for i in reversed(ledger.intents())]
 
 
 # --------------------------------------------------------------------------- #
@@ -174,9 +183,9 @@ def test_a_ledger_before_0004_still_records_and_upgrades(database_url: str, capl
     ledger = Ledger(database_url)
     try:
         with ledger._write("test migration") as conn:
-            command.upgrade(_alembic_config(conn), "0003")
+            command.upgrade(alembic_config(conn), "0003")
         assert "write_intents" not in inspect(ledger.engine).get_table_names()
-        with caplog.at_level(logging.WARNING, logger="worker.ledger.store"):
+        with caplog.at_level(logging.WARNING, logger="worker.ledger.intents"):
             ledger.record_intents([intent("StageName", "v1")])  # nowhere to keep it: skipped, said
         assert "predates write intents" in caplog.text
         record(ledger, "rec-1", [attempt("StageName", "v1")])
@@ -192,7 +201,7 @@ def test_a_ledger_before_0004_still_records_and_upgrades(database_url: str, capl
 
 
 # --------------------------------------------------------------------------- #
-# the pipeline, end to end on the simulators
+# the pipeline, on the in-memory CRM
 
 
 class WorkerKilled(Exception):
@@ -211,150 +220,122 @@ class LedgerDownForIntents(Ledger):
         raise LedgerUnavailable("ledger database unavailable while recording write intents")
 
 
-def connection(url: str, token: str) -> dict[str, Any]:
-    return {
-        "integration_connection_id": "ic_sf",
-        "connector": "salesforce",
-        "name": "sf",
-        "instance_url": url,
-        "access_token": token,
-        "fields": {"policy": {"Opportunity.Description": "protect_edits"}},
-    }
-
-
 @pytest.fixture
-def sf(database_url, salesforce_server, salesforce_state, salesforce_ids, salesforce_token, salesforce_session,
-       siro_server, tmp_path):
-    config = {"connections": [connection(salesforce_server.url, salesforce_token)]}
-    pipeline = make_pipeline(config, siro_server, tmp_path, salesforce_session=salesforce_session,
-                             database_url=database_url)
-    pipeline.database_url = database_url
-    yield pipeline
-    pipeline.close()
+def sf(database_url: str, memory_crm: MemoryCRM, make_memory_pipeline) -> MemoryPipeline:
+    """The pipeline on the in-memory CRM (connection ``sf``, Opportunity.Description under protect_edits),
+    with a real ledger on ``database_url``."""
+    return make_memory_pipeline(memory_crm, database_url,
+                                fields={"policy": {"Opportunity.Description": "protect_edits"}})
 
 
 def notes(value: str, amount: str = "18,750") -> list:
     return [X("Notes", value, ("Opportunity", "Description")), X("Deal size", amount, ("Opportunity", "Amount"))]
 
 
-def test_a_worker_killed_after_the_crm_accepted_does_not_turn_our_value_into_an_edit(
-    sf, salesforce_state: SalesforceState, salesforce_ids, siro_server
-) -> None:
-    siro = siro_server.state
-    opp = salesforce_ids.opportunity
-    siro.add_recording("rec-p", entity_extractions=notes("A"))
-    siro.link("rec-p", integration_connection_id="ic_sf", opportunity=opp)
-    assert outcomes_of(sf.sync("rec-p"))[("Opportunity", opp, "Description")].outcome == "written"
+def version(recording_id: str, n: int, value: str, amount: str = "18,750") -> Recording:
+    """Version ``n`` of a recording linked to OPPORTUNITY, as Siro returns it after its extractions changed."""
+    return recording(recording_id, notes(value, amount), opportunity=OPP, updated_at=f"2026-11-01T10:00:{n:02d}.000Z")
+
+
+def process_one(pipeline: MemoryPipeline, rec: Recording, **options: Any) -> RecordingReport:
+    """One recording through `Pipeline.process`: what `writeback sync` does once it has fetched it."""
+    [report] = pipeline.process([rec], **options)
+    return report
+
+
+@contextmanager
+def ledger_swapped(pipeline: MemoryPipeline, cls: type[Ledger]) -> Iterator[Ledger]:
+    """Run with ``cls`` on the pipeline's own database in place of its ledger; the real one is yielded."""
+    real = pipeline.ledger
+    pipeline.ledger = cls(pipeline.database_url)
+    try:
+        yield real
+    finally:
+        pipeline.ledger.close()
+        pipeline.ledger = real
+
+
+def test_a_worker_killed_after_the_crm_accepted_does_not_turn_our_value_into_an_edit(sf: MemoryPipeline) -> None:
+    crm = sf.crm
+    first = outcomes_of(process_one(sf, version("rec-p", 1, "A")))[("Opportunity", OPP, "Description")]
+    assert first.outcome == "written"
     assert sf.ledger.intents() == []  # recorded as written: nothing left pending
 
     # The recording is re-processed with B; the CRM accepts it and the worker
     # dies before the ledger records the outcome.
-    siro.set_extractions("rec-p", notes("B", "20,000"))
-    real = sf.ledger
-    sf.ledger = KilledBeforeRecording(sf.database_url)
-    try:
-        with pytest.raises(WorkerKilled):
-            sf.sync("rec-p")
-    finally:
-        sf.ledger.close()
-        sf.ledger = real
-    assert salesforce_state.get_record("Opportunity", opp)["Description"] == "B"
-    assert real.last_written("sf", "Opportunity", [opp], ["Description"]) == {(opp, "description"): "A"}
+    with ledger_swapped(sf, KilledBeforeRecording) as real, pytest.raises(WorkerKilled):
+        process_one(sf, version("rec-p", 2, "B", "20,000"))
+    assert crm.record("Opportunity", OPP)["Description"] == "B"
+    assert real.last_written("sf", "Opportunity", [OPP], ["Description"]) == {(OPP, "description"): "A"}
     # Sent as the attempts carry them: canonical JSON (18,750 -> 18750 ... 20,000 -> 20000).
-    assert sorted((i["field"], i["value"], i["recording_id"]) for i in real.intents()) == [
+    assert sorted((i.intent.field, i.intent.value, i.intent.recording_id) for i in real.intents()) == [
         ("Amount", 20000, "rec-p"), ("Description", "B", "rec-p")]
 
     # The task comes back: the CRM already holds B, nothing is sent again.
-    before = len(salesforce_state.requests_matching("PATCH"))
-    line = outcomes_of(sf.sync("rec-p"))[("Opportunity", opp, "Description")]
+    before = len(crm.writes())
+    line = outcomes_of(process_one(sf, version("rec-p", 2, "B", "20,000")))[("Opportunity", OPP, "Description")]
     assert line.outcome == "unchanged"
-    assert len(salesforce_state.requests_matching("PATCH")) == before
+    assert len(crm.writes()) == before
 
     # A later recording writes C: the CRM holds B, which we sent, so it is ours.
     # Before intents, protect_edits compared B with the last *recorded* write
     # (A) and answered skipped_policy "edited" here, for this and every later
     # recording, although no person ever touched the field.
-    siro.set_extractions("rec-p", notes("C"))
-    line = outcomes_of(sf.sync("rec-p"))[("Opportunity", opp, "Description")]
+    line = outcomes_of(process_one(sf, version("rec-p", 3, "C")))[("Opportunity", OPP, "Description")]
     assert (line.outcome, line.previous) == ("written", "B")
-    assert salesforce_state.get_record("Opportunity", opp)["Description"] == "C"
+    assert crm.record("Opportunity", OPP)["Description"] == "C"
     assert real.intents() == []
 
     # A person's edit is still protected.
-    salesforce_state.set_values("Opportunity", opp, {"Description": "typed by the rep"})
-    siro.set_extractions("rec-p", notes("D"))
-    line = outcomes_of(sf.sync("rec-p"))[("Opportunity", opp, "Description")]
+    crm.set_values("Opportunity", OPP, {"Description": "typed by the rep"})
+    line = outcomes_of(process_one(sf, version("rec-p", 4, "D")))[("Opportunity", OPP, "Description")]
     assert (line.outcome, line.reason.split(":")[0]) == ("skipped_policy", "edited")
-    assert salesforce_state.get_record("Opportunity", opp)["Description"] == "typed by the rep"
+    assert crm.record("Opportunity", OPP)["Description"] == "typed by the rep"
 
 
-def test_a_person_editing_after_a_lost_record_is_still_protected(
-    sf, salesforce_state: SalesforceState, salesforce_ids, siro_server
-) -> None:
-    siro = siro_server.state
-    opp = salesforce_ids.opportunity
-    siro.add_recording("rec-q", entity_extractions=notes("A"))
-    siro.link("rec-q", integration_connection_id="ic_sf", opportunity=opp)
-    sf.sync("rec-q")
-    siro.set_extractions("rec-q", notes("B"))
-    real = sf.ledger
-    sf.ledger = KilledBeforeRecording(sf.database_url)
-    try:
-        with pytest.raises(WorkerKilled):
-            sf.sync("rec-q")
-    finally:
-        sf.ledger.close()
-        sf.ledger = real
+def test_a_person_editing_after_a_lost_record_is_still_protected(sf: MemoryPipeline) -> None:
+    crm = sf.crm
+    process_one(sf, version("rec-q", 1, "A"))
+    with ledger_swapped(sf, KilledBeforeRecording), pytest.raises(WorkerKilled):
+        process_one(sf, version("rec-q", 2, "B"))
 
     # Neither A (last recorded) nor B (sent, never recorded): a person's value.
-    salesforce_state.set_values("Opportunity", opp, {"Description": "typed by the rep"})
-    siro.set_extractions("rec-q", notes("C"))
-    line = outcomes_of(sf.sync("rec-q"))[("Opportunity", opp, "Description")]
+    crm.set_values("Opportunity", OPP, {"Description": "typed by the rep"})
+    line = outcomes_of(process_one(sf, version("rec-q", 3, "C")))[("Opportunity", OPP, "Description")]
     assert (line.outcome, line.reason.split(":")[0]) == ("skipped_policy", "edited")
-    assert salesforce_state.get_record("Opportunity", opp)["Description"] == "typed by the rep"
+    assert crm.record("Opportunity", OPP)["Description"] == "typed by the rep"
 
 
-def test_dry_runs_record_no_intents_and_nothing_is_sent_without_one(
-    sf, salesforce_state: SalesforceState, salesforce_ids, siro_server
-) -> None:
-    siro = siro_server.state
-    opp = salesforce_ids.opportunity
-    siro.add_recording("rec-d", entity_extractions=notes("A"))
-    siro.link("rec-d", integration_connection_id="ic_sf", opportunity=opp)
+def test_dry_runs_record_no_intents_and_nothing_is_sent_without_one(sf: MemoryPipeline) -> None:
+    crm = sf.crm
+    rec = version("rec-d", 1, "A")
 
-    assert outcomes_of(sf.sync("rec-d", dry_run=True))[("Opportunity", opp, "Description")].outcome == "planned"
+    assert outcomes_of(process_one(sf, rec, dry_run=True))[("Opportunity", OPP, "Description")].outcome == "planned"
     assert sf.ledger.intents() == []
 
     # The ledger cannot take the intents: the fields fail (to be retried), the CRM gets no write.
-    real = sf.ledger
-    sf.ledger = LedgerDownForIntents(sf.database_url)
-    try:
-        report = sf.sync("rec-d")
-    finally:
-        sf.ledger.close()
-        sf.ledger = real
-    line = outcomes_of(report)[("Opportunity", opp, "Description")]
+    with ledger_swapped(sf, LedgerDownForIntents):
+        report = process_one(sf, rec)
+    line = outcomes_of(report)[("Opportunity", OPP, "Description")]
     assert line.outcome == "failed" and "LedgerUnavailable" in line.reason
     assert report.transient
-    assert salesforce_state.requests_matching("PATCH") == []
-    assert salesforce_state.get_record("Opportunity", opp)["Description"] != "A"
+    assert crm.writes() == []
+    assert crm.record("Opportunity", OPP)["Description"] != "A"
 
 
-def test_a_send_that_failed_leaves_an_empty_protected_field_writable(
-    sf, salesforce_state: SalesforceState, salesforce_ids, siro_server
-) -> None:
+def test_a_send_that_failed_leaves_an_empty_protected_field_writable(sf: MemoryPipeline) -> None:
     """The intent of a write the CRM never took must not make the field look edited by a person."""
-    siro = siro_server.state
-    opp = salesforce_ids.opportunity
-    salesforce_state.records["Opportunity"][opp]["Description"] = None
-    siro.add_recording("rec-503", entity_extractions=notes("First notes"))
-    siro.link("rec-503", integration_connection_id="ic_sf", opportunity=opp)
-    salesforce_state.fail_next(503, times=3, path_contains="composite/sobjects")  # every try of the first sync
+    crm = sf.crm
+    crm.set_values("Opportunity", OPP, {"Description": None})
+    rec = version("rec-503", 1, "First notes")
+    for _ in range(3):  # every try of the first sync (the pipeline retries twice)
+        crm.fail_next("write", TransientError("503 Service Unavailable"))
 
-    failed = outcomes_of(sf.sync("rec-503"))[("Opportunity", opp, "Description")]
+    failed = outcomes_of(process_one(sf, rec))[("Opportunity", OPP, "Description")]
     assert failed.outcome == "failed"
-    assert ("sf", "Opportunity", opp, "Description", "First notes") in targets(sf.ledger)  # sent, never taken
+    assert ("sf", "Opportunity", OPP, "Description", "First notes") in targets(sf.ledger)  # sent, never taken
+    assert len(crm.writes()) == 3 and crm.record("Opportunity", OPP)["Description"] is None
 
-    again = outcomes_of(sf.sync("rec-503"))[("Opportunity", opp, "Description")]
+    again = outcomes_of(process_one(sf, rec))[("Opportunity", OPP, "Description")]
     assert again[:2] == ("written", "First notes")
-    assert salesforce_state.get_record("Opportunity", opp)["Description"] == "First notes"
+    assert crm.record("Opportunity", OPP)["Description"] == "First notes"

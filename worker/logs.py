@@ -1,42 +1,119 @@
-"""Keeps secrets out of logs: a logging filter that masks every known secret.
+"""Keeps secrets out of logs: one redaction filter for every process, messages and tracebacks alike.
 
 Our own code never logs a secret, but third-party libraries may log URLs,
-headers or bodies at DEBUG. ``install_redaction`` registers the secrets from
-the settings and the config's connections and masks them in every record.
+headers or bodies at DEBUG, and their exceptions may quote a URL holding a
+token: the traceback of a ``log.exception`` then carries it. ``RedactingFilter``
+masks, in each record:
+
+* every known secret: the Siro token, the webhook secret, each connection's
+  secret-looking option values (``worker.settings.looks_secret``), whether
+  written plainly or percent-encoded (as a URL holds it, wholly or in part);
+* the ``/webhooks/siro/<secret>`` path segment, always: a wrong guess at the
+  secret is someone's secret too;
+
+in the message, in the args one by one (uvicorn's access formatter unpacks
+``record.args``, so they must stay a tuple), in the formatted traceback
+(``exc_text``, formatted here when the record has ``exc_info`` but no text
+yet: formatters use ``exc_text`` when it is set) and in ``stack_info``.
+
+Where it is installed: ``install_redaction(settings)`` on the root handlers
+(the CLI), ``worker.service.tasks`` on the Celery worker's handlers (its
+``after_setup_logger`` hook), and ``worker.service.webhook.serve`` on
+uvicorn's loggers. The settings given to ``redaction_for`` become the
+process's: a filter made later from a secret alone (the webhook app's) masks
+the settings' secrets too.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Iterable
+import re
+from collections.abc import Iterable
+from typing import Any
 
 from worker.settings import looks_secret
 
+__all__ = ["MASK", "RedactingFilter", "install", "install_redaction", "redaction_for", "secrets_of"]
+
 MASK = "***"
-_MIN_LENGTH = 6  # shorter strings would mask ordinary words
+_MIN_LENGTH = 4  # shorter strings would mask ordinary words
+_SECRET_PATH = re.compile(r"(/webhooks/siro/)[^\s?#\"']+")
+# Characters a URL never needs to escape: they appear as themselves.
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+# The secrets of the settings this process runs with (the last given to redaction_for).
+_process_secrets: tuple[str, ...] = ()
+
+
+def _spelling(secret: str) -> str:
+    """A pattern for ``secret`` as written, or percent-encoded in whole or in part (``%7C`` or ``|``)."""
+    parts = []
+    for char in secret:
+        if char in _UNRESERVED:
+            parts.append(re.escape(char))
+            continue
+        encoded = "".join(f"%{byte:02X}" for byte in char.encode("utf-8"))
+        options = [re.escape(char), "(?i:" + re.escape(encoded) + ")"] + (["\\+"] if char == " " else [])
+        parts.append("(?:" + "|".join(options) + ")")
+    return "".join(parts)
 
 
 class RedactingFilter(logging.Filter):
+    """Masks ``secrets`` (and the webhook's secret path) in every record it sees; see the module docstring."""
+
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self.secrets: set[str] = {s for s in secrets if s and len(s) >= _MIN_LENGTH}
+        self.secrets: frozenset[str] = frozenset(s for s in secrets if s and len(s) >= _MIN_LENGTH)
+        # Longest first: a secret containing another is masked whole.
+        spellings = [_spelling(s) for s in sorted(self.secrets, key=len, reverse=True)]
+        self._pattern = re.compile("|".join(spellings)) if spellings else None
 
     def redact(self, text: str) -> str:
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            if secret in text:
-                text = text.replace(secret, MASK)
-        return text
+        """``text`` with every secret and the webhook's secret path masked."""
+        text = _SECRET_PATH.sub(r"\1" + MASK, text)
+        return self._pattern.sub(MASK, text) if self._pattern is not None else text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            cleaned = self.redact(message)
-            if cleaned != message:
-                record.msg, record.args = cleaned, None
+        self._redact_message(record)
+        self._redact_traceback(record)
         return True
+
+    def _redact_value(self, value: Any) -> Any:
+        if value is None or isinstance(value, (bool, int, float)):
+            return value
+        text = value if isinstance(value, str) else str(value)
+        cleaned = self.redact(text)
+        return value if cleaned == text else cleaned
+
+    def _redact_message(self, record: logging.LogRecord) -> None:
+        record.msg = self._redact_value(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._redact_value(arg) for arg in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {key: self._redact_value(arg) for key, arg in record.args.items()}
+        if not record.args:
+            return
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: logging reports it itself
+            return
+        cleaned = self.redact(message)
+        if cleaned != message:
+            # A secret only the formatted message shows (split across args, or in an arg's repr):
+            # give up the args rather than the secret.
+            record.msg, record.args = cleaned, None
+
+    def _redact_traceback(self, record: logging.LogRecord) -> None:
+        if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
 
 
 def secrets_of(settings) -> list[str]:  # noqa: ANN001 - avoids an import cycle with settings
+    """The settings' secrets: the Siro token, the webhook secret, each connection's secret-looking options."""
     found: list[str] = []
     for value in (settings.siro_api_token, settings.webhook_secret):
         if value is not None:
@@ -48,9 +125,31 @@ def secrets_of(settings) -> list[str]:  # noqa: ANN001 - avoids an import cycle 
     return found
 
 
-def install_redaction(settings) -> RedactingFilter:  # noqa: ANN001
-    """Mask the settings' secrets in every log record of this process."""
-    redactor = RedactingFilter(secrets_of(settings))
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(redactor)
+def redaction_for(settings=None, *secrets: str) -> RedactingFilter:  # noqa: ANN001
+    """A filter for ``settings``' secrets and ``secrets``.
+
+    ``settings`` become the process's: a filter made later without them (the
+    webhook app's, from its secret alone) masks their secrets too.
+    """
+    global _process_secrets
+    if settings is not None:
+        _process_secrets = tuple(secrets_of(settings))
+    return RedactingFilter([*_process_secrets, *secrets])
+
+
+def install(redactor: RedactingFilter, targets: Iterable[logging.Filterer]) -> RedactingFilter:
+    """Put ``redactor`` on each logger or handler of ``targets``, replacing a redacting filter put there before.
+
+    A logger's filters see only the records created on that very logger, a
+    handler's every record it emits: callers pick their targets accordingly.
+    """
+    for target in targets:
+        for old in [f for f in target.filters if isinstance(f, RedactingFilter)]:
+            target.removeFilter(old)
+        target.addFilter(redactor)
     return redactor
+
+
+def install_redaction(settings) -> RedactingFilter:  # noqa: ANN001
+    """Mask the settings' secrets in every log record of this process (the root logger's handlers)."""
+    return install(redaction_for(settings), list(logging.getLogger().handlers))

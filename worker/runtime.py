@@ -44,7 +44,6 @@ class Runtime:
         self.settings = settings
         self.redis_optional = redis_optional
         self.in_task = in_task
-        self.interrupts: tuple[type[BaseException], ...] = _celery_time_limit()
         self._lock = threading.RLock()
         self._pid = os.getpid()
         self._objects: dict[str, Any] = {}
@@ -130,7 +129,6 @@ class Runtime:
             pipeline = Pipeline(
                 self.config, connectors=self.connectors, siro=self.siro, ledger=self.ledger, retry=retry_policy
             )
-            pipeline.interrupts = self.interrupts
             return pipeline
 
         return self._get("pipeline", build)
@@ -138,10 +136,10 @@ class Runtime:
     @property
     def dedupe(self):  # noqa: ANN201 - worker.service.dedupe.Dedupe
         def build():  # noqa: ANN202
-            from worker.service.dedupe import MemoryDedupe, RedisDedupe
+            from worker.limits.store import store_for
+            from worker.service.dedupe import Dedupe
 
-            client = self.redis
-            return RedisDedupe(client) if client is not None else MemoryDedupe()
+            return Dedupe(store_for(self.redis))
 
         return self._get("dedupe", build)
 
@@ -203,7 +201,7 @@ def connect_redis(url: str, *, optional: bool = False):  # noqa: ANN201 - redis.
         return None
     import redis
 
-    from worker.limits.rate import redis_client
+    from worker.limits.store import redis_client
 
     client = redis_client(url, timeout_s=3)
     if optional:
@@ -214,12 +212,6 @@ def connect_redis(url: str, *, optional: bool = False):  # noqa: ANN201 - redis.
             client.close()
             return None
     return client
-
-
-def _celery_time_limit() -> tuple[type[BaseException], ...]:
-    from worker.errors import SoftTimeLimit
-
-    return (SoftTimeLimit,)
 
 
 _current: Runtime | None = None

@@ -344,13 +344,14 @@ def load_config_file(path: str | os.PathLike[str], env: Mapping[str, str]) -> Wr
     return parse_config(raw, env, source=str(path))
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Read the environment and the config file it points at."""
+def load_settings(env: Mapping[str, str] | None = None, *, config_path: str | None = None) -> Settings:
+    """Read the environment and the config file: ``config_path`` (``writeback --config``),
+    else ``WRITEBACK_CONFIG``, else ``config/writeback.toml`` when it exists."""
     env = os.environ if env is None else env
     token = secret_from_env("SIRO_API_TOKEN", env)
     secret = secret_from_env("WRITEBACK_WEBHOOK_SECRET", env)
     broker = secret_from_env("WRITEBACK_BROKER_URL", env) or DEFAULT_BROKER_URL
-    config_path = env.get("WRITEBACK_CONFIG")
+    config_path = config_path or env.get("WRITEBACK_CONFIG")
     if not config_path and Path(DEFAULT_CONFIG_PATH).is_file():
         config_path = DEFAULT_CONFIG_PATH
     config = load_config_file(config_path, env) if config_path else WritebackConfig()

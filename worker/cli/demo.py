@@ -36,7 +36,7 @@ def _wait_for_runs(ledger: Ledger, recording_ids: list[str], at_least: int) -> N
     deadline = time.monotonic() + WAIT_S
     while True:
         runs = ledger.runs()
-        done = {rid: sum(1 for run in runs if run["recording_id"] == rid and run["status"] != "running")
+        done = {rid: sum(1 for run in runs if run.recording_id == rid and run.status != "running")
                 for rid in recording_ids}
         if all(count >= at_least for count in done.values()):
             return

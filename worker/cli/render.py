@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from worker.pipeline.report import FieldReport, Outcome, RecordingReport, Status
+from worker.report import Outcome, RecordingReport, Status
 
 _STYLE = {
     Outcome.WRITTEN: "green",
@@ -19,6 +19,15 @@ _STYLE = {
     Outcome.INVALID_VALUE: "red",
     Outcome.CONFLICT: "yellow",
 }
+
+
+def terminal(width: int = 160) -> Console:
+    """The console of a command's output: ``width`` columns when it is not a terminal
+    (logs and pipes), so tables are not wrapped to a guessed 80."""
+    console = Console()
+    if not console.is_terminal:
+        console.width = width
+    return console
 
 
 def _cell(value: Any, limit: int = 40) -> str:
@@ -74,23 +83,13 @@ def summarize(reports: Iterable[RecordingReport]) -> str:
 def report_from_ledger(ledger: Any, recording_id: str) -> RecordingReport:
     """The report of a recording's latest finished run, as the ledger recorded it
     (what a worker did, read back by the demo and by operators)."""
-    runs = [run for run in ledger.runs(recording_id) if run["status"] != "running"]
+    runs = [run for run in ledger.runs(recording_id) if run.status != Status.RUNNING]
     if not runs:
         return RecordingReport(recording_id, Status.FAILED, reason="no finished run in the ledger")
     run = runs[0]
     lines = [
-        FieldReport(
-            connection=row["connection"],
-            object=row["object"],
-            record_id=row["record_id"],
-            field=row["field"],
-            value=row["value"],
-            previous=row["previous"],
-            outcome=Outcome(row["outcome"]),
-            reason=row["reason"],
-            extraction=row["extraction"],
-        )
+        row.line
         for row in reversed(ledger.attempts(recording_id))  # oldest first: the order they were planned
-        if row["run_id"] == run["id"]
+        if row.run_id == run.id
     ]
-    return RecordingReport(recording_id, run["status"], lines, reason=run["reason"])
+    return RecordingReport(recording_id, run.status, lines, reason=run.reason)

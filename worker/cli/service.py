@@ -18,14 +18,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from worker.cli.exits import EXIT_FAILED, EXIT_OK
 from worker.cli.render import summarize
 from worker.errors import BrokerUnavailable, ConfigError, Reason, WritebackError
-from worker.pipeline.report import RecordingReport
+from worker.report import RecordingReport
 from worker.runtime import Runtime
 from worker.settings import Settings
 from worker.siro.models import Recording
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -136,15 +135,15 @@ def _backfill(args: argparse.Namespace, rt: Runtime) -> int:
 def _failed(args: argparse.Namespace, rt: Runtime) -> int:
     letters = rt.ledger.dead_letters()
     if args.json:
-        print(json.dumps([{key: _jsonable(value) for key, value in row.items()} for row in letters]))
+        print(json.dumps([row.to_json() for row in letters]))
         return EXIT_OK
     if not letters:
         print("the dead-letter list is empty")
         return EXIT_OK
     table = Table("recording", "reason", "attempts", "failures", "last failed", "trigger", "error")
     for row in letters:
-        table.add_row(row["recording_id"], row["reason"], str(row["attempts"]), str(row["failures"]),
-                      _jsonable(row["last_failed_at"]), row["trigger"], row["error"] or "")
+        table.add_row(row.recording_id, row.reason, str(row.attempts), str(row.failures),
+                      _jsonable(row.last_failed_at), row.trigger, row.error or "")
     console = Console()
     if not console.is_terminal:
         console.width = 200
@@ -156,7 +155,7 @@ def _retry(args: argparse.Namespace, rt: Runtime) -> int:
     from worker.service.tasks import enqueue_recording
 
     if args.all:
-        ids = [row["recording_id"] for row in rt.ledger.dead_letters()]
+        ids = [row.recording_id for row in rt.ledger.dead_letters()]
         if not ids:
             print("the dead-letter list is empty")
             return EXIT_OK
@@ -173,8 +172,8 @@ def _retry(args: argparse.Namespace, rt: Runtime) -> int:
             task_id = enqueue_recording(recording_id, trigger="retry")
         except BrokerUnavailable as exc:
             if row is not None:
-                rt.ledger.add_dead_letter(recording_id, reason=row["reason"], error=row["error"],
-                                          trigger=row["trigger"], attempts=row["attempts"])
+                rt.ledger.add_dead_letter(recording_id, reason=row.reason, error=row.error,
+                                          trigger=row.trigger, attempts=row.attempts)
             raise WritebackError(f"{exc} (WRITEBACK_BROKER_URL)") from None
         print(f"{recording_id}: enqueued (task {task_id})")
     return EXIT_OK

@@ -65,47 +65,49 @@ def coerce(value: Any, field: FieldSchema) -> Any:
         if field.type is FieldType.BOOLEAN:
             return False  # a checkbox cannot be empty: clearing it means false
         raise InvalidValue(f"{field.name} requires a value")
-    kind = field.type
-    if kind in _TEXT_TYPES:
-        return _coerce_text(value, field)
-    if kind is FieldType.BOOLEAN:
-        return _coerce_bool(value)
-    if kind is FieldType.INTEGER:
-        number = _coerce_decimal(value)
-        if number != number.to_integral_value():
-            raise InvalidValue(f"{_show(value)} is not a whole number")
-        _check_range(number, field)
-        return int(number)
-    if kind is FieldType.NUMBER:
-        number = _coerce_decimal(value)
-        _check_range(number, field)
-        if field.scale is not None:
-            # Rounded as the CRM stores it, so next sync's read compares equal.
-            number = _round(number, field.scale)
-            _check_range(number, field)  # 999.999 rounds to 1000.00
-        return number
-    if kind is FieldType.DATE:
-        return _coerce_date(value)
-    if kind is FieldType.DATETIME:
-        return _truncate_seconds(_coerce_datetime(value), field.scale)
-    if kind is FieldType.PICKLIST:
-        if isinstance(value, (list, tuple)):
-            items = [item for item in value if not is_null(item)]
-            if len(items) != 1:
-                raise InvalidValue(f"{_show(value)} has several values; the field takes one")
-            value = items[0]
-        return _match_option(_scalar_text(value), field)
-    if kind is FieldType.MULTIPICKLIST:
-        items = _split_multi(value)
-        if not items:
-            return None  # only separators (" ; "): as null as an empty list
-        matched: list[str] = []
-        for item in items:
-            option = _match_option(item, field)
-            if option not in matched:
-                matched.append(option)
-        return tuple(matched)
-    raise InvalidValue(f"fields of type {field.crm_type or kind.value} are not written")
+    coerce_as = _COERCERS.get(field.type)
+    if coerce_as is None:
+        raise InvalidValue(f"fields of type {field.crm_type or field.type.value} are not written")
+    return coerce_as(value, field)
+
+
+def _coerce_integer(value: Any, field: FieldSchema) -> int:
+    number = _coerce_decimal(value)
+    if number != number.to_integral_value():
+        raise InvalidValue(f"{_show(value)} is not a whole number")
+    _check_range(number, field)
+    return int(number)
+
+
+def _coerce_number(value: Any, field: FieldSchema) -> Decimal:
+    number = _coerce_decimal(value)
+    _check_range(number, field)
+    if field.scale is not None:
+        # Rounded as the CRM stores it, so next sync's read compares equal.
+        number = _round(number, field.scale)
+        _check_range(number, field)  # 999.999 rounds to 1000.00
+    return number
+
+
+def _coerce_picklist(value: Any, field: FieldSchema) -> str:
+    if isinstance(value, (list, tuple)):
+        items = [item for item in value if not is_null(item)]
+        if len(items) != 1:
+            raise InvalidValue(f"{_show(value)} has several values; the field takes one")
+        value = items[0]
+    return _match_option(_scalar_text(value), field)
+
+
+def _coerce_multipicklist(value: Any, field: FieldSchema) -> tuple[str, ...] | None:
+    items = _split_multi(value)
+    if not items:
+        return None  # only separators (" ; "): as null as an empty list
+    matched: list[str] = []
+    for item in items:
+        option = _match_option(item, field)
+        if option not in matched:
+            matched.append(option)
+    return tuple(matched)
 
 
 def parse_current(raw: Any, field: FieldSchema) -> Any:
@@ -162,25 +164,6 @@ def same_value(current: Any, new: Any, field: FieldSchema) -> bool:
 def is_empty(value: Any) -> bool:
     """Whether a canonical current value is empty (for the ``fill_empty`` policy)."""
     return _empty(value)
-
-
-def to_json(value: Any) -> Any:
-    """A canonical (or raw extracted) value as plain JSON for reports and the ledger."""
-    if isinstance(value, Decimal):
-        if value == value.to_integral_value():
-            return int(value)
-        return float(value)
-    if isinstance(value, dt.datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, tuple):
-        return [to_json(item) for item in value]
-    if isinstance(value, list):
-        return [to_json(item) for item in value]
-    if isinstance(value, dict):
-        return {str(key): to_json(item) for key, item in value.items()}
-    return value
 
 
 def comparable(value: Any) -> Any:
@@ -429,3 +412,17 @@ def _as_tuple(value: Any) -> tuple[str, ...]:
 
 def _newlines(text: str) -> str:
     return text.replace("\r\n", "\n").strip()
+
+
+# Each writable field type and how a value becomes its canonical form (OTHER is not written).
+_COERCERS: dict[FieldType, Any] = {
+    FieldType.STRING: _coerce_text,
+    FieldType.TEXT: _coerce_text,
+    FieldType.BOOLEAN: lambda value, field: _coerce_bool(value),
+    FieldType.INTEGER: _coerce_integer,
+    FieldType.NUMBER: _coerce_number,
+    FieldType.DATE: lambda value, field: _coerce_date(value),
+    FieldType.DATETIME: lambda value, field: _truncate_seconds(_coerce_datetime(value), field.scale),
+    FieldType.PICKLIST: _coerce_picklist,
+    FieldType.MULTIPICKLIST: _coerce_multipicklist,
+}

@@ -9,7 +9,7 @@ gate that paces its requests with every other worker's.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from connectors import registry
 from connectors.base import Connector, Gate
@@ -25,11 +25,14 @@ class ConnectorPool:
         config: WritebackConfig,
         factory: Callable[[ConnectionConfig, type[Connector]], Connector] | None = None,
         gate_factory: Callable[[ConnectionConfig, type[Connector]], Gate] | None = None,
+        *,
+        classes: Mapping[str, type[Connector]] | None = None,
     ) -> None:
+        """``classes``: connector classes by name beside the installed entry points (tests, embedding)."""
         self.config = config
         self._factory = factory or (lambda connection, cls: cls(connection.options))
         self._gate_factory = gate_factory
-        self._classes: dict[str, type[Connector]] = {}
+        self._classes: dict[str, type[Connector]] = dict(classes or {})
         self._instances: dict[str, Connector] = {}
         self._maps: dict[str, dict[str, Any]] = {}
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from worker.errors import Reason
-from worker.pipeline.report import FieldReport
+from worker.report import FieldReport
 
 
 @dataclass

@@ -29,11 +29,8 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
-import time
-import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack
 from typing import Any
 
 from celery import Task
@@ -46,12 +43,12 @@ from worker.errors import (
     BrokerUnavailable,
     Reason,
     TimeLimit,
-    Unavailable,
     WritebackError,
 )
 from worker.ledger import LedgerUnavailable
 from worker.limits.backoff import full_jitter
-from worker.pipeline.report import RecordingReport
+from worker.limits.locks import POLL_LOCK_KEY, Locks, LocksUnavailable
+from worker.report import RecordingReport
 from worker.runtime import Runtime, runtime
 from worker.service.celery_app import app
 from worker.siro.client import (
@@ -65,8 +62,7 @@ from worker.siro.models import Recording
 log = logging.getLogger(__name__)
 
 MAX_RESENDS = 30  # a failed task sent again while the ledger is down: about half an hour with the defaults
-_POLL_LOCK_KEY = "writeback:poll:lock"
-_RECORDING_LOCK_PREFIX = "writeback:lock:recording:"
+_POLL_LOCK_KEY = POLL_LOCK_KEY
 
 
 # -- enqueueing ------------------------------------------------------------------
@@ -385,73 +381,17 @@ def _tally(values: Iterator[str] | Sequence[str]) -> dict[str, int]:
     return tally
 
 
-class LocksUnavailable(Unavailable):
-    """Redis did not answer for the locks (transient: the task is retried)."""
+def _locks(rt: Runtime, keys: Sequence[str], *, wait_s: float = 0.0) -> AbstractContextManager[list[str]]:
+    """Hold each key for this task (``worker.limits.locks``); yields the keys another task still holds."""
+    return Locks.on(rt.redis, time_limit_s=rt.config.worker.time_limit_s).hold(keys, wait_s=wait_s)
 
 
-_local_locks: set[str] = set()  # without Redis (the demo's embedded broker): this process's own
-_local_locks_guard = threading.Lock()
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-
-
-@contextmanager
-def _locks(rt: Runtime, keys: Sequence[str], *, wait_s: float = 0.0) -> Iterator[list[str]]:
-    """Hold each key for this task, waiting up to ``wait_s`` for those taken;
-    yields the keys another task still holds (not ours: leave their work alone).
-
-    A lock expires on its own after the hard time limit, so a killed worker
-    never keeps one; it is released only by the task holding it (a token).
-    """
-    import redis
-
-    keys = list(dict.fromkeys(keys))
-    token = uuid.uuid4().hex
-    client = rt.redis
-    ttl = max(1, int(rt.config.worker.time_limit_s) + 5)
-    held: list[str] = []
-
-    def take(key: str) -> bool:
-        if client is None:
-            with _local_locks_guard:
-                if key in _local_locks:
-                    return False
-                _local_locks.add(key)
-                return True
-        return bool(client.set(key, token, nx=True, ex=ttl))
-
-    try:
-        try:
-            held += [key for key in keys if take(key)]
-            deadline = time.monotonic() + wait_s
-            while len(held) < len(keys) and time.monotonic() < deadline:
-                time.sleep(0.1)
-                held += [key for key in keys if key not in held and take(key)]
-        except (redis.RedisError, OSError) as exc:
-            raise LocksUnavailable(f"Redis (WRITEBACK_REDIS_URL) unreachable: {type(exc).__name__}") from None
-        yield [key for key in keys if key not in held]
-    finally:
-        for key in held:
-            if client is None:
-                with _local_locks_guard:
-                    _local_locks.discard(key)
-            else:
-                try:
-                    client.eval(_RELEASE, 1, key, token)
-                except Exception:  # it expires on its own
-                    log.warning("could not release the lock %s", key)
-
-
-@contextmanager
-def _recording_locks(rt: Runtime, recording_ids: Sequence[str], *, wait_s: float = 0.0) -> Iterator[list[str]]:
-    """Hold each recording for this task; yields the ids another task holds (left alone).
-
-    Two tasks for one recording (Siro's ``recordingProcessed`` and
-    ``recordingLinked`` for the same change, a page beside a webhook) would
-    both read the CRM before either writes, and both write.
-    """
-    by_key = {f"{_RECORDING_LOCK_PREFIX}{recording_id}": recording_id for recording_id in recording_ids}
-    with _locks(rt, list(by_key), wait_s=wait_s) as busy:
-        yield [by_key[key] for key in busy]
+def _recording_locks(
+    rt: Runtime, recording_ids: Sequence[str], *, wait_s: float = 0.0
+) -> AbstractContextManager[list[str]]:
+    """Hold each recording for this task; yields the ids another task holds (left alone)."""
+    locks = Locks.on(rt.redis, time_limit_s=rt.config.worker.time_limit_s)
+    return locks.hold_recordings(recording_ids, wait_s=wait_s)
 
 
 # -- process hooks ---------------------------------------------------------------------
@@ -460,14 +400,14 @@ def _recording_locks(rt: Runtime, recording_ids: Sequence[str], *, wait_s: float
 @after_setup_logger.connect
 @after_setup_task_logger.connect
 def _redact_logs(logger: logging.Logger, **_: Any) -> None:
-    from worker.logs import RedactingFilter, secrets_of
+    """The worker's log handlers get the one redaction filter (``worker.logs``), tracebacks included."""
+    from worker.logs import install, redaction_for
 
     try:
-        redactor = RedactingFilter(secrets_of(runtime().settings))
+        redactor = redaction_for(runtime().settings)
     except Exception:  # a config error surfaces when the first task runs, with its own message
         return
-    for handler in logger.handlers:
-        handler.addFilter(redactor)
+    install(redactor, logger.handlers)
 
 
 @worker_shutdown.connect

@@ -15,9 +15,9 @@ retries). ``GET /healthz`` answers while serving, ``GET /readyz`` runs the
 caller's checks.
 
 The secret never reaches a log line or a response: ``serve`` runs uvicorn
-with a filter that masks ``/webhooks/siro/<secret>`` as ``/webhooks/siro/***``
-(and the secret anywhere else, tracebacks included), and error bodies never
-quote the request.
+with the redaction filter of ``worker.logs``, which masks
+``/webhooks/siro/<secret>`` as ``/webhooks/siro/***`` (and every known secret
+anywhere else, tracebacks included), and error bodies never quote the request.
 """
 
 from __future__ import annotations
@@ -27,9 +27,7 @@ import hashlib
 import hmac
 import json
 import logging
-import re
 import traceback
-import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +48,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from worker.errors import BrokerUnavailable
+from worker.logs import install, redaction_for
 from worker.service.dedupe import Dedupe
 
 log = logging.getLogger(__name__)
@@ -126,70 +125,19 @@ def dedupe_key(payload: Any) -> str:
 
 # -- log redaction --------------------------------------------------------------
 
-_SECRET_PATH = re.compile(r"(/webhooks/siro/)[^\s?#\"']+")
-_MIN_LITERAL = 4  # masking shorter strings would garble ordinary words
-
-
-class SecretFilter(logging.Filter):
-    """Masks the webhook secret in log records: the secret path segment always,
-    the secret's text (plain and URL-quoted) wherever it appears, tracebacks included.
-
-    Works on the record's args one by one rather than flattening the message,
-    because uvicorn's access formatter unpacks ``record.args``.
-    """
-
-    def __init__(self, secret: str) -> None:
-        super().__init__()
-        spellings = {secret, urllib.parse.quote(secret), urllib.parse.quote(secret, safe="")}
-        self._literals = sorted((s for s in spellings if len(s) >= _MIN_LITERAL), key=len, reverse=True)
-
-    def redact(self, text: str) -> str:
-        text = _SECRET_PATH.sub(r"\1***", text)
-        for literal in self._literals:
-            text = text.replace(literal, "***")
-        return text
-
-    def _redact_arg(self, value: Any) -> Any:
-        if value is None or isinstance(value, (bool, int, float)):
-            return value
-        text = value if isinstance(value, str) else str(value)
-        cleaned = self.redact(text)
-        return value if cleaned == text else cleaned
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = self.redact(record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(self._redact_arg(arg) for arg in record.args)
-        elif isinstance(record.args, dict):
-            record.args = {key: self._redact_arg(arg) for key, arg in record.args.items()}
-        if record.exc_info and record.exc_info[1] is not None:
-            # Formatters use exc_text when set: give them the masked traceback.
-            text = record.exc_text or logging.Formatter().formatException(record.exc_info)
-            record.exc_text = self.redact(text)
-        elif record.exc_text:
-            record.exc_text = self.redact(record.exc_text)
-        if record.stack_info:
-            record.stack_info = self.redact(record.stack_info)
-        return True
-
-
 # The loggers a served webhook writes to. Logger filters see only records
-# created on that very logger, so each one gets the filter.
+# created on that very logger, so each one (and each of its handlers) gets the
+# one redaction filter of ``worker.logs``.
 LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi", "fastapi", __name__)
 
 
-def install_secret_filter(secret_filter: SecretFilter) -> None:
-    """Put ``secret_filter`` on the webhook's loggers and their handlers (replacing an earlier one)."""
+def _log_targets() -> list[logging.Filterer]:
     targets: list[logging.Filterer] = []
     for name in LOGGERS:
         logger = logging.getLogger(name)
         targets.append(logger)
         targets.extend(logger.handlers)
-    for target in targets:
-        for old in [f for f in target.filters if isinstance(f, SecretFilter)]:
-            target.removeFilter(old)
-        target.addFilter(secret_filter)
+    return targets
 
 
 # -- responses ----------------------------------------------------------------
@@ -261,12 +209,13 @@ def create_app(
     if len(secret) < 16:
         log.warning("the webhook secret is shorter than 16 characters: use a long random one")
     secret_bytes = secret.encode("utf-8")
-    secret_filter = SecretFilter(secret)
+    # The secret, and the settings' secrets when the process registered them (the CLI does).
+    redactor = redaction_for(None, secret)
 
     # No interactive docs: the receiver has nothing to show a browser, and the
     # schema would advertise the secret-in-path route.
     app = FastAPI(title="siro-writeback webhook", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.secret_filter = secret_filter  # ``serve`` installs it on uvicorn's loggers
+    app.state.redactor = redactor  # ``serve`` installs it on uvicorn's loggers
 
     def authorized(request: Request, path_secret: str | None) -> bool:
         candidates: list[bytes] = []
@@ -300,7 +249,7 @@ def create_app(
         try:
             payload = RecordingEventPayload.model_validate(raw)
         except ValidationError as exc:
-            return _error(422, "malformed", secret_filter.redact(_validation_message(exc)))
+            return _error(422, "malformed", redactor.redact(_validation_message(exc)))
 
         recording_id = payload.recording_id
         if not payload.actionable:
@@ -324,7 +273,7 @@ def create_app(
         except BrokerUnavailable as exc:
             await _release(dedupe, key)
             log.warning("webhook enqueue failed for recording %s (%s): answered 503", recording_id,
-                        secret_filter.redact(str(exc))[:200] or type(exc).__name__)
+                        redactor.redact(str(exc))[:200] or type(exc).__name__)
             return _error(503, "broker_unavailable", "the task queue is unreachable; retry later")
         except BaseException:
             await _release(dedupe, key)
@@ -344,11 +293,10 @@ def create_app(
         try:
             return await receive(request, path_secret)
         except Exception as exc:  # noqa: BLE001
-            # Answer here rather than let the server print a traceback of its own;
-            # ours goes through the secret filter.
+            # Answer here rather than let the server print a traceback of its own.
             # The traceback is formatted and masked here, so the secret stays out
-            # even where no SecretFilter is installed (tests, embedding).
-            trace = secret_filter.redact("".join(traceback.format_exception(exc)))
+            # even where no redaction filter is installed (tests, embedding).
+            trace = redactor.redact("".join(traceback.format_exception(exc)))
             log.error("webhook failed: %s\n%s", type(exc).__name__, trace.rstrip())
             return _error(500, "internal_error", "unexpected error; retry later")
 
@@ -374,7 +322,7 @@ def create_app(
             checks = dict(await run_in_threadpool(ready))
         except Exception as exc:  # noqa: BLE001
             checks = {"ready": f"check failed: {type(exc).__name__}"}
-        checks = {name: None if problem is None else secret_filter.redact(str(problem))
+        checks = {name: None if problem is None else redactor.redact(str(problem))
                   for name, problem in checks.items()}
         fine = all(problem is None for problem in checks.values())
         body = {"status": "ready" if fine else "unready", "checks": checks}
@@ -407,7 +355,7 @@ async def _release(dedupe: Dedupe, key: str) -> None:
 
 
 def server_config(app: FastAPI, host: str = "0.0.0.0", port: int = 8000, **options: Any):  # noqa: ANN201
-    """The uvicorn config ``serve`` runs: uvicorn's own logging plus the secret filter.
+    """The uvicorn config ``serve`` runs: uvicorn's own logging plus the redaction filter.
 
     Building it configures logging (uvicorn applies its log config here), so
     the filter goes on afterwards.
@@ -419,10 +367,10 @@ def server_config(app: FastAPI, host: str = "0.0.0.0", port: int = 8000, **optio
     options.setdefault("access_log", True)
     options.setdefault("lifespan", "off")
     config = uvicorn.Config(app, host=host, port=port, **options)
-    secret_filter = getattr(app.state, "secret_filter", None)
-    if secret_filter is None:
+    redactor = getattr(app.state, "redactor", None)
+    if redactor is None:
         raise ValueError("serve() takes an app made by worker.service.webhook.create_app")
-    install_secret_filter(secret_filter)
+    install(redactor, _log_targets())
     return config
 
 

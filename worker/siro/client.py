@@ -35,7 +35,6 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -46,6 +45,7 @@ from pydantic import ValidationError
 from connectors.support import parse_retry_after
 from worker.errors import CredentialError, PermanentError, Unavailable, WritebackError
 from worker.limits.backoff import full_jitter
+from worker.limits.limiters import SlidingWindowRateLimiter
 from worker.siro.models import CallerIdentity, Recording, RecordingPage
 
 log = logging.getLogger(__name__)
@@ -150,57 +150,12 @@ class SiroUnavailable(SiroError, Unavailable):
 class RateLimiter(Protocol):
     """Pacing interface: ``acquire()`` blocks until one more request may go.
 
-    The in-process ``SlidingWindowRateLimiter`` is the default; a limiter
-    shared by all workers (Redis) implements the same method.
+    The default is ``SlidingWindowRateLimiter`` on this process's memory
+    (``worker.limits.limiters``); the same limiter on Redis, shared by all
+    workers (``worker.limits.rate.siro_limiter``), implements the same method.
     """
 
     def acquire(self) -> None: ...
-
-
-class SlidingWindowRateLimiter:
-    """At most ``limit`` acquisitions in any ``period`` seconds (thread-safe).
-
-    A sliding log rather than a token bucket, so that no 60-second window ever
-    holds more than ``limit`` requests (a bucket refilling at limit/60 can let
-    through nearly twice the limit in the first minute).
-    """
-
-    def __init__(
-        self,
-        limit: int,
-        period: float = 60.0,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        if limit < 1:
-            raise ValueError("rate limit must be at least 1 request per period")
-        self.limit = limit
-        self.period = period
-        self._clock = clock
-        self._sleep = sleep
-        self._sent: deque[float] = deque()
-        self._lock = threading.Lock()
-
-    def acquire(self) -> None:
-        self._take()
-
-    def _take(self) -> float:
-        """Wait for a turn; returns the time it was taken (this acquisition's entry)."""
-        while True:
-            with self._lock:
-                now = self._clock()
-                while self._sent and self._sent[0] <= now - self.period:
-                    self._sent.popleft()
-                if len(self._sent) < self.limit:
-                    self._sent.append(now)
-                    return now
-                wait = self._sent[0] + self.period - now
-            log.debug("pacing: waiting %.3fs for the rate limit", wait)
-            self._sleep(max(wait, 0.001))
-
-    def __repr__(self) -> str:
-        return f"SlidingWindowRateLimiter(limit={self.limit}, period={self.period})"
 
 
 # --------------------------------------------------------------------------

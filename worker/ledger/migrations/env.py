@@ -18,13 +18,9 @@ import os
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from worker.ledger.engine import VERSION_TABLE, create_ledger_engine, normalize_url
 from worker.ledger.schema import metadata
-from worker.ledger.store import (
-    DEFAULT_DATABASE_URL,
-    VERSION_TABLE,
-    create_ledger_engine,
-    normalize_url,
-)
+from worker.settings import DEFAULT_DATABASE_URL
 
 config = context.config
 

@@ -1,5 +1,9 @@
 """What happened: the outcome of every planned field and of every recording (the ``--json`` shapes).
 
+The vocabulary that the pipeline writes, the ledger stores and the CLI and
+the service read; a leaf module below all of them (it imports only
+``worker.errors``), so no room imports another sideways or up to share it.
+
 ``FieldReport`` is one line of a report and, as it is, one row of the ledger
 (``Ledger.record`` stores these, ``Ledger.attempts`` gives them back):
 there is one type for a field's outcome. ``RecordingReport`` is what
@@ -10,12 +14,13 @@ why a recording was skipped or failed, so code never reads the text of
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 from worker.errors import Reason
-from worker.pipeline.coercion import to_json
 
 
 class Outcome(StrEnum):
@@ -124,3 +129,22 @@ class RecordingReport:
 def status_of(fields: list[FieldReport]) -> Status:
     """``partial`` when any field failed or was invalid, else ``ok``."""
     return Status.PARTIAL if any(line.outcome in FAILING for line in fields) else Status.OK
+
+
+def to_json(value: Any) -> Any:
+    """A canonical (or raw extracted) value as plain JSON for reports and the ledger."""
+    if isinstance(value, Decimal):
+        if value == value.to_integral_value():
+            return int(value)
+        return float(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return [to_json(item) for item in value]
+    if isinstance(value, list):
+        return [to_json(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): to_json(item) for key, item in value.items()}
+    return value

@@ -1,0 +1,1 @@
+"""Tests of the connector seam: the contract suite run against every connector, the test kit, and support."""

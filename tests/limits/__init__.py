@@ -1,0 +1,1 @@
+"""Tests of ``worker/limits`` (shared state, limiters, locks) and of the one log redaction filter."""

@@ -1,0 +1,24 @@
+"""The exit codes of ``writeback`` (DESIGN §3), defined once.
+
+0 nothing failed; 1 some field ``failed`` or ``invalid_value``, the recording
+does not exist, or a dependency (Siro, the broker, the ledger) is down; 2 a
+usage, config or credential error, with one line on stderr and no traceback.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from worker.report import RecordingReport
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def exit_code(report: RecordingReport) -> int:
+    """A recording's exit code: a CRM that rejected the credentials is a usage error (2)."""
+    from worker.errors import Reason
+
+    if report.code is Reason.AUTH:
+        return EXIT_USAGE
+    return EXIT_FAILED if report.has_failures else EXIT_OK
