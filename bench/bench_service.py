@@ -56,7 +56,7 @@ from simulators import hubspot, salesforce, siro
 from simulators.local import serve_local
 from simulators.server import free_port
 from simulators.tls import local_tls
-from tests.service import (
+from tests.fixtures.processes import (
     WEBHOOK_SECRET,
     service_env,
     service_processes,

@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simulators import hubspot, salesforce, siro  # noqa: E402
 from simulators.local import serve_local  # noqa: E402
+from worker.cli.demo import local_pipeline  # noqa: E402
 from worker.settings import parse_config  # noqa: E402
 
 X = siro.SiroState.extraction
@@ -108,7 +109,7 @@ def run(count: int) -> dict:
                 {"integration_connection_id": "ic_hs", "connector": "hubspot", "name": "hs",
                  "api_url": local.hubspot_url, "access_token": hubspot.DEFAULT_TOKEN},
             ]}, env={})
-            pipeline = local.pipeline(config, requests_per_minute=1_000_000)
+            pipeline = local_pipeline(local, config, requests_per_minute=1_000_000)
             client = pipeline.siro
             assert client is not None
 

@@ -17,18 +17,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simulators.local import serve_demo  # noqa: E402
+from worker.cli.demo import demo_config, local_pipeline  # noqa: E402
 from worker.ledger import Ledger  # noqa: E402
 
 
 def main() -> None:
     with serve_demo() as (local, recordings):
-        config = local.demo_config()
+        config = demo_config(local)
         ledger = Ledger.open(f"sqlite:///{local.folder}/ledger.db")
         try:
             for recording_id in (recordings.salesforce, recordings.hubspot):
                 for attempt in ("first sync", "second sync"):
                     local.clear_crm_logs()
-                    pipeline = local.pipeline(config, ledger=ledger)  # a new process: schemas fetched again
+                    pipeline = local_pipeline(local, config, ledger=ledger)  # a new process: schemas fetched again
                     report = pipeline.sync(recording_id)
                     kinds = local.crm_requests()
                     print(f"{recording_id} {attempt}: {pipeline.siro.request_count} Siro, {sum(kinds.values())} CRM "

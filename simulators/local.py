@@ -1,31 +1,25 @@
-"""The three simulators served together, and the pipeline wired to them.
+"""The three simulators served together on loopback, with request counters over the CRMs' logs.
 
-``writeback demo`` and the benchmarks run the whole service on loopback: Siro
-(HTTP), Salesforce (HTTPS with the throwaway CA) and HubSpot, a config pointing
-at them, a fresh SQLite ledger, and request counters over the CRMs' logs.
+``writeback demo`` and the benchmarks run the whole service against them:
+Siro (HTTP), Salesforce (HTTPS with the throwaway CA) and HubSpot. The
+simulators know nothing of the service: ``worker.cli.demo`` wires a config
+and a pipeline to them.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-import tomllib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 from simulators import hubspot, salesforce, siro
 from simulators.sample_data import DemoRecordings, seed_demo
 from simulators.server import ServedApp
 from simulators.tls import local_tls
-from worker.ledger import Ledger
-from worker.pipeline.connector_pool import ConnectorPool
-from worker.pipeline.runner import Pipeline
-from worker.settings import WritebackConfig, parse_config
-from worker.siro.client import SiroClient
 
 # The kinds of CRM request, by a marker in the path, for the counters.
 _KINDS = ("composite/sobjects", "describe", "query", "batch/read", "batch/update", "properties", "pipelines")
@@ -46,29 +40,9 @@ class LocalService:
     folder: str  # a temporary folder, gone when the service stops
     _stack: ExitStack = field(repr=False, default_factory=ExitStack)
 
-    def demo_config(self) -> WritebackConfig:
-        """The packaged ``defaults/demo.toml``, pointed at these simulators."""
-        raw = tomllib.loads(resources.files("worker.cli").joinpath("demo.toml").read_text())
-        env = {
-            "DEMO_SALESFORCE_URL": self.salesforce_url,
-            "DEMO_SALESFORCE_TOKEN": self.salesforce_token,
-            "DEMO_HUBSPOT_URL": self.hubspot_url,
-            "DEMO_HUBSPOT_TOKEN": self.hubspot_token,
-        }
-        return parse_config(raw, env, source="demo.toml")
-
-    def pipeline(self, config: WritebackConfig, *, ledger: Ledger | None = None, **client: Any) -> Pipeline:
-        """A pipeline on these simulators; what it opens closes with the service.
-
-        Without ``ledger``, a fresh SQLite ledger in the service's folder.
-        """
-        if ledger is None:
-            ledger = Ledger.open(f"sqlite:///{self.folder}/ledger.db")
-            self._stack.callback(ledger.close)
-        siro_client = self._stack.enter_context(SiroClient(self.siro_url, self.siro_token, **client))
-        pool = ConnectorPool(config)
-        self._stack.callback(pool.close)
-        return Pipeline(config, connectors=pool, siro=siro_client, ledger=ledger)
+    def callback(self, close: Callable[[], Any]) -> None:
+        """Run ``close`` when the service stops, before the servers do (clients of the simulators)."""
+        self._stack.callback(close)
 
     def crm_requests(self) -> Counter:
         """Requests the CRMs received since the last ``clear_crm_logs``, by CRM, method and kind."""
@@ -107,7 +81,7 @@ def serve_local(
         folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="writeback-local-"))
         service = LocalService(siro_state, sf_state, hs_state, siro_app.url, sf_app.url, hs_app.url,
                                siro_token, salesforce_token, hubspot_token, folder)
-        with service._stack:  # closes the pipelines' clients and ledgers before the servers stop
+        with service._stack:  # closes the clients of the simulators before the servers stop
             yield service
 
 

@@ -311,6 +311,7 @@ def test_webhook_publishes_its_port_and_checks_healthz_with_urllib(services):
     assert "urllib" in check[2] and f":{port}/healthz" in check[2]
 
 
+@pytest.mark.e2e  # starts processes
 def test_webhook_health_check_exits_by_the_answer(services):
     """Runs the health check's Python against a local server: 0 on 200, non-zero on 503."""
     code = healthcheck_argv(services["webhook"])[2]

@@ -6,13 +6,9 @@ the service finds it; it cannot inject failures, so the error tests are skipped.
 
 from __future__ import annotations
 
-import importlib
 import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 
@@ -20,25 +16,11 @@ from connectors import registry
 from connectors.base import Connector
 from connectors.testing import ConnectorContract, ContractSample
 
-PLUGIN_SOURCE = Path(__file__).parents[1] / "plugin_example"
-
 
 @pytest.fixture(scope="module")
-def plugin_class(tmp_path_factory: pytest.TempPathFactory) -> Iterator[type[Connector]]:
-    """The plugin's connector class, pip-installed into a folder put on sys.path."""
-    work = tmp_path_factory.mktemp("plugin")
-    shutil.copytree(PLUGIN_SOURCE, work / "src")
-    target = work / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(work / "src")], check=True)
-    sys.path.insert(0, str(target))
-    importlib.invalidate_caches()
-    try:
-        yield registry.load("memory-crm")
-    finally:
-        sys.path.remove(str(target))
-        sys.modules.pop("writeback_memory_crm", None)
-        importlib.invalidate_caches()
+def plugin_class(installed_plugin: Path) -> type[Connector]:
+    """The plugin's connector class, found through its entry point."""
+    return registry.load("memory-crm")
 
 
 class TestExamplePluginContract(ConnectorContract):

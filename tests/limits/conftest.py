@@ -9,7 +9,7 @@ import pytest
 from worker.limits.store import MemoryStore, RedisStore, Store, redis_client
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 def backend(request: pytest.FixtureRequest) -> Iterator[Store]:
     if request.param == "memory":
         yield MemoryStore()

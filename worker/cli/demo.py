@@ -16,19 +16,53 @@ from __future__ import annotations
 import json
 import secrets
 import time
+import tomllib
+from importlib import resources
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
 from rich.console import Console
 
-from simulators.local import serve_demo
+from simulators.local import LocalService, serve_demo
 from simulators.server import ServedApp
 from worker.cli.render import report_from_ledger, report_table, summarize
 from worker.ledger import Ledger
+from worker.pipeline.connector_pool import ConnectorPool
+from worker.pipeline.runner import Pipeline
 from worker.runtime import Runtime, use_runtime
-from worker.settings import Settings
+from worker.settings import Settings, WritebackConfig, parse_config
+from worker.siro.client import SiroClient
 
 WAIT_S = 120.0
+
+
+def demo_config(local: LocalService) -> WritebackConfig:
+    """The packaged ``demo.toml``, pointed at these simulators (nothing of the user's config)."""
+    raw = tomllib.loads(resources.files("worker.cli").joinpath("demo.toml").read_text())
+    env = {
+        "DEMO_SALESFORCE_URL": local.salesforce_url,
+        "DEMO_SALESFORCE_TOKEN": local.salesforce_token,
+        "DEMO_HUBSPOT_URL": local.hubspot_url,
+        "DEMO_HUBSPOT_TOKEN": local.hubspot_token,
+    }
+    return parse_config(raw, env, source="demo.toml")
+
+
+def local_pipeline(local: LocalService, config: WritebackConfig, *, ledger: Ledger | None = None,
+                   **client: Any) -> Pipeline:
+    """A pipeline on the local simulators (the benchmarks'); what it opens closes with them.
+
+    Without ``ledger``, a fresh SQLite ledger in the simulators' folder.
+    """
+    if ledger is None:
+        ledger = Ledger.open(f"sqlite:///{local.folder}/ledger.db")
+        local.callback(ledger.close)
+    siro = SiroClient(local.siro_url, local.siro_token, **client)
+    local.callback(siro.close)
+    pool = ConnectorPool(config)
+    local.callback(pool.close)
+    return Pipeline(config, connectors=pool, siro=siro, ledger=ledger)
 
 
 def _wait_for_runs(ledger: Ledger, recording_ids: list[str], at_least: int) -> None:
@@ -66,7 +100,7 @@ def run_demo(*, as_json: bool = False) -> int:
             redis_url="memory://",  # so rate limits and webhook dedupe are this process's own
             database_url=f"sqlite:///{local.folder}/ledger.db",
             webhook_secret=SecretStr(secret),
-            config=local.demo_config(),
+            config=demo_config(local),
         )
         app = configure(settings)
         rt = Runtime(settings)

@@ -1,3 +1,4 @@
+
 """End to end, the operator's commands around the deployed service.
 
 ``writeback backfill``, ``poll --in-process``, ``failed``/``retry``, ``ready``
@@ -16,11 +17,15 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from simulators.hubspot import DEFAULT_TOKEN
 from simulators.server import free_port
+from tests.fixtures.processes import WEBHOOK_SECRET, ServiceProcesses, wait_for
 from tests.fixtures.service import World, post
-from tests.service import WEBHOOK_SECRET, ServiceProcesses, wait_for
 from worker.ledger import RunRow
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # the service commands as subprocesses
 
 DEAD_BROKER = "redis://127.0.0.1:1/0"
 

@@ -13,6 +13,8 @@ import pytest
 from simulators.siro import SiroState
 from simulators.tls import local_tls
 
+pytestmark = pytest.mark.e2e  # every test runs `writeback` as a subprocess
+
 X = SiroState.extraction
 WRITEBACK = str(Path(sys.executable).parent / "writeback")
 SF_SECRET_VAR = "SF_ACCESS_TOKEN_FOR_TESTS"

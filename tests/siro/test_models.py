@@ -31,7 +31,7 @@ UTC = dt.UTC
 
 def _spec_path() -> Path | None:
     candidates = [os.environ.get("SIRO_OPENAPI", "")]
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     candidates += [
         str(root.parent / "shared" / "siro" / "siro-external-api.openapi.json"),
         str(root / "shared" / "siro" / "siro-external-api.openapi.json"),

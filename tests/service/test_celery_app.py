@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from worker.service.celery_app import celery_config
 from worker.settings import Settings, parse_config
 
@@ -24,6 +26,7 @@ def test_reliability_settings_follow_the_config():
     assert conf["beat_schedule"]["poll"]["schedule"] == 15
 
 
+@pytest.mark.e2e  # starts processes
 def test_celery_with_a_broken_config_exits_2_with_one_line(tmp_path):
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("WRITEBACK_", "SIRO_"))},
            "WRITEBACK_CONFIG": str(tmp_path / "missing.toml")}

@@ -12,7 +12,7 @@ import pytest
 
 from simulators.hubspot import DEFAULT_TOKEN, HubSpotState
 from simulators.siro import SiroState
-from tests.e2e import make_pipeline, outcomes_of
+from tests.fixtures.pipelines import make_pipeline, outcomes_of
 
 X = SiroState.extraction
 

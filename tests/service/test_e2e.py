@@ -1,3 +1,4 @@
+
 """End to end, the deployed service: Siro webhook or beat → Redis → Celery worker → CRM.
 
 Real processes (``celery -A worker worker``/``beat``, ``writeback webhook``,
@@ -18,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from simulators.siro import SiroState
+from tests.fixtures.processes import WEBHOOK_SECRET, ServiceProcesses, wait_for
 from tests.fixtures.service import CONNECTION_ID, RATE, World, post
-from tests.service import WEBHOOK_SECRET, ServiceProcesses, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # real Celery workers, beat and the webhook app
 
 X = SiroState.extraction
 

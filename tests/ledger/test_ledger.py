@@ -333,6 +333,7 @@ def _worker(url: str, worker: int, barrier: Any, errors: Any) -> None:
         raise
 
 
+@pytest.mark.e2e  # starts processes
 def test_concurrent_processes_migrate_and_write(database_url: str) -> None:
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(WORKERS)

@@ -22,7 +22,6 @@ import pytest
 
 from connectors.base import TransientError
 from simulators.siro import SiroState
-from tests.e2e import make_pipeline, outcomes_of
 from tests.fixtures.memory_crm import (
     ACCOUNT,
     CONTACT,
@@ -35,7 +34,8 @@ from tests.fixtures.memory_crm import (
     recording,
     sf_id,
 )
-from tests.test_sync_salesforce import connection
+from tests.fixtures.pipelines import make_pipeline, outcomes_of
+from tests.pipeline.test_sync_salesforce import connection
 
 X = extraction
 

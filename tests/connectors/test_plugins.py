@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,28 +20,6 @@ from worker.pipeline.connector_pool import ConnectorPool
 from worker.pipeline.runner import Pipeline
 from worker.settings import parse_config
 from worker.siro.models import Recording
-
-PLUGIN_SOURCE = Path(__file__).parent / "plugin_example"
-
-
-@pytest.fixture(scope="module")
-def installed_plugin(tmp_path_factory):
-    """pip-installs the example plugin into a folder put on sys.path."""
-    work = tmp_path_factory.mktemp("plugin")
-    source = work / "src"
-    shutil.copytree(PLUGIN_SOURCE, source)
-    target = work / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(source)],
-        check=True,
-    )
-    sys.path.insert(0, str(target))
-    importlib.invalidate_caches()
-    yield target
-    sys.path.remove(str(target))
-    sys.modules.pop("writeback_memory_crm", None)
-    importlib.invalidate_caches()
 
 
 def test_the_built_in_connectors_are_registered_as_entry_points():

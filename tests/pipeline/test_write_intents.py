@@ -20,10 +20,10 @@ import pytest
 from sqlalchemy import insert, inspect
 
 from connectors.base import TransientError
-from tests.e2e import outcomes_of
 from tests.fixtures.memory_crm import OPPORTUNITY as OPP
 from tests.fixtures.memory_crm import MemoryCRM, MemoryPipeline, recording
 from tests.fixtures.memory_crm import extraction as X
+from tests.fixtures.pipelines import outcomes_of
 from worker.ledger import IntentRow, Ledger, LedgerUnavailable
 from worker.ledger.engine import alembic_config
 from worker.ledger.schema import Attempt, Run, WriteIntent, utcnow

@@ -13,7 +13,7 @@ import pytest
 
 from simulators.salesforce import PicklistValue, SalesforceState, SeededIds
 from simulators.siro import SiroState
-from tests.e2e import make_pipeline, outcomes_of
+from tests.fixtures.pipelines import make_pipeline, outcomes_of
 
 X = SiroState.extraction
 

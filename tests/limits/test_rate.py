@@ -40,7 +40,7 @@ from worker.pipeline.connector_pool import ConnectorPool
 from worker.settings import ConnectionConfig, WritebackConfig, parse_config
 from worker.siro.client import SiroUnavailable
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -146,6 +146,7 @@ def most_in_window(stamps: list[float], window: float) -> int:
 # ----------------------------------------------------------------- rate limiter, across processes
 
 
+@pytest.mark.e2e  # starts processes
 def test_never_more_than_the_limit_in_any_window_across_processes(client, redis_url):
     limit, period, per_child = 4, 1.0, 5
     results = run_together(_RATE_CHILD, [[redis_url, "writeback:rate:test:requests", str(limit), str(period),
@@ -216,6 +217,7 @@ def test_span_counts_a_request_until_its_answer():
 # ----------------------------------------------------------------- concurrency limiter
 
 
+@pytest.mark.e2e  # starts processes
 def test_the_semaphore_never_exceeds_its_limit_across_processes(client, redis_url):
     limit = 2
     results = run_together(_SLOT_CHILD, [[redis_url, "writeback:rate:test:concurrency", str(limit), "3", "0.15"]
@@ -234,6 +236,7 @@ def test_the_semaphore_never_exceeds_its_limit_across_processes(client, redis_ur
     assert client.zcard("writeback:rate:test:concurrency") == 0  # every slot released
 
 
+@pytest.mark.e2e  # starts processes
 def test_the_lease_of_a_killed_holder_expires(client, redis_url):
     key = "writeback:rate:test:concurrency"
     holder = subprocess.Popen([sys.executable, "-c", _HOLDER_CHILD, redis_url, key, "1.5"], cwd=ROOT,

@@ -51,7 +51,7 @@ from worker.service.webhook import (
 
 SECRET = "whsec-test-7f3a9c2e5b8d1f4a"
 BEARER = {"Authorization": f"Bearer {SECRET}"}
-SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "siro" / "siro-webhooks.asyncapi.json"
+SPEC_PATH = Path(__file__).resolve().parents[3] / "shared" / "siro" / "siro-webhooks.asyncapi.json"
 
 
 def event(**overrides: Any) -> dict[str, Any]:
@@ -101,7 +101,7 @@ class Webhook:
     dedupe: Dedupe
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 def store(request: pytest.FixtureRequest) -> Dedupe:
     if request.param == "memory":
         return Dedupe(MemoryStore())
@@ -110,8 +110,27 @@ def store(request: pytest.FixtureRequest) -> Dedupe:
     return Dedupe(RedisStore(client))
 
 
+class _ServedSlot:
+    """The ASGI app of the current test, behind one server for the whole module (uvicorn takes
+    a tenth of a second to stop: a server per test would cost seconds)."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+@pytest.fixture(scope="module")
+def served_slot() -> Iterator[tuple[_ServedSlot, ServedApp]]:
+    slot = _ServedSlot()
+    with ServedApp(slot) as served:
+        yield slot, served
+
+
 @pytest.fixture
-def make_webhook() -> Iterator[Callable[..., Webhook]]:
+def make_webhook(served_slot: tuple[_ServedSlot, ServedApp]) -> Iterator[Callable[..., Webhook]]:
+    slot, served = served_slot
     with ExitStack() as stack:
 
         def make(
@@ -121,8 +140,7 @@ def make_webhook() -> Iterator[Callable[..., Webhook]]:
         ) -> Webhook:
             queue = queue or FakeQueue()
             dedupe = dedupe if dedupe is not None else Dedupe(MemoryStore())
-            app = create_app(secret=SECRET, enqueue=queue, dedupe=dedupe, ready=ready)
-            served = stack.enter_context(ServedApp(app))
+            slot.app = create_app(secret=SECRET, enqueue=queue, dedupe=dedupe, ready=ready)
             http = stack.enter_context(httpx.Client(base_url=served.url, timeout=10))
             return Webhook(http, served.url, queue, dedupe)
 
