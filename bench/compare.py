@@ -1,7 +1,7 @@
 """Benchmark two revisions side by side: this checkout and another commit, in one run.
 
-Shared machines are noisy, so the two trees take turns (A, B, A, B, ...) and
-the medians are compared; the ratio is this checkout's median over the base's
+Shared machines are noisy, so the two trees take turns (A B, B A, A B, ...:
+neither always runs first) and the medians are compared; the ratio is this checkout's median over the base's
 (below 1: faster now). The base revision is checked out into a temporary git
 worktree and run with this checkout's Python environment: each benchmark
 script puts its own tree first on ``sys.path`` (and ``PYTHONPATH`` carries it
@@ -93,7 +93,8 @@ def main() -> None:
     samples: dict[str, dict[str, list[float]]] = {"base": {}, "head": {}}
     with worktree(args.base) as base:
         for number in range(args.rounds):
-            for side, tree in (("base", base), ("head", HERE)):
+            order = (("base", base), ("head", HERE))
+            for side, tree in order if number % 2 == 0 else order[::-1]:  # ABBA: neither side always goes first
                 for name, value in parse(run(tree, script, *script_args)).items():
                     samples[side].setdefault(name, []).append(value)
             print(f"round {number + 1}/{args.rounds} done", file=sys.stderr)

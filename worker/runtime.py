@@ -133,43 +133,6 @@ class Runtime:
 
         return self._get("pipeline", build)
 
-    @property
-    def dedupe(self):  # noqa: ANN201 - worker.service.dedupe.Dedupe
-        def build():  # noqa: ANN202
-            from worker.limits.store import store_for
-            from worker.service.dedupe import Dedupe
-
-            return Dedupe(store_for(self.redis))
-
-        return self._get("dedupe", build)
-
-    # -- health ----------------------------------------------------------------
-
-    def readiness(self) -> dict[str, str | None]:
-        """Each dependency: None when it answers, else a short reason (no secrets)."""
-        from worker.service.celery_app import app
-
-        checks: dict[str, str | None] = {}
-        try:
-            with app.connection_for_write() as connection:
-                connection.ensure_connection(max_retries=1, timeout=3)
-            checks["broker"] = None
-        except Exception as exc:  # any failure means "not ready"
-            checks["broker"] = f"unreachable ({type(exc).__name__})"
-        try:
-            with self.ledger.engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
-            checks["database"] = None
-        except Exception as exc:
-            checks["database"] = f"unreachable ({type(exc).__name__})"
-        if self.uses_redis and self.settings.redis_url != self.settings.broker_url:
-            try:
-                self.redis.ping()
-                checks["redis"] = None
-            except Exception as exc:
-                checks["redis"] = f"unreachable ({type(exc).__name__})"
-        return checks
-
     def close(self) -> None:
         with self._lock:
             for name in ("connectors", "siro", "ledger", "redis"):
@@ -185,7 +148,7 @@ class Runtime:
 def siro_client(settings: Settings, shared_redis: Any = None, **options: Any) -> SiroClient:
     """The Siro client for these settings, paced through ``shared_redis`` when
     given (else in-process); a malformed URL or token is a config error."""
-    from worker.limits.rate import siro_limiter
+    from worker.siro.pacing import siro_limiter
 
     token = settings.require_siro_token()
     try:

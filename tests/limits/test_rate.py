@@ -33,12 +33,12 @@ from worker.limits.rate import (
     SlidingWindowRateLimiter,
     gate_factory,
     gate_for,
-    siro_limiter,
 )
 from worker.limits.store import MemoryStore, RedisStore, redis_client
 from worker.pipeline.connector_pool import ConnectorPool
 from worker.settings import ConnectionConfig, WritebackConfig, parse_config
 from worker.siro.client import SiroUnavailable
+from worker.siro.pacing import siro_limiter
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -189,7 +189,10 @@ def _webhook(args: argparse.Namespace, rt: Runtime) -> int:
 
 def webhook_app(rt: Runtime):  # noqa: ANN201 - a FastAPI app
     """The webhook app wired to the broker, the shared dedupe store and the health checks."""
+    from worker.limits.store import store_for
     from worker.service import tasks, webhook
+    from worker.service.dedupe import Dedupe
+    from worker.service.health import readiness
 
     if rt.settings.webhook_secret is None:
         raise ConfigError(
@@ -200,13 +203,15 @@ def webhook_app(rt: Runtime):  # noqa: ANN201 - a FastAPI app
     return webhook.create_app(
         secret=rt.settings.webhook_secret.get_secret_value(),
         enqueue=lambda recording_id: tasks.enqueue_recording(recording_id, trigger="webhook"),
-        dedupe=rt.dedupe,
-        ready=rt.readiness,
+        dedupe=Dedupe(store_for(rt.redis)),
+        ready=lambda: readiness(rt),
     )
 
 
 def _ready(args: argparse.Namespace, rt: Runtime) -> int:
-    checks = rt.readiness()
+    from worker.service.health import readiness
+
+    checks = readiness(rt)
     for name, problem in checks.items():
         print(f"{name}: {'ok' if problem is None else problem}")
     return EXIT_OK if all(problem is None for problem in checks.values()) else EXIT_FAILED

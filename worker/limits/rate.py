@@ -10,29 +10,28 @@ turn instead of earning a 429:
   concurrency, and Salesforce's daily-allocation guard fed by
   ``Sforce-Limit-Info``); ``NO_GATE`` does nothing;
 * ``gate_for`` builds a connection's gate from the connector's
-  ``default_rate_limit`` and the connection's ``[connections.rate_limit]``;
-  ``siro_limiter`` paces Siro's 1000 requests a minute per token.
+  ``default_rate_limit`` and the connection's ``[connections.rate_limit]``.
+
+Siro's 1000 requests a minute per token use the same limiter
+(``worker.siro.pacing.siro_limiter``).
 
 Without Redis (``writeback demo``, single-process runs) the same limiters run
-on an in-memory store, one per gate or Siro client.
+on an in-memory store, one per gate.
 
 Redis keys (all under ``writeback:rate:``):
 
 * ``writeback:rate:<connection name>:requests`` (sorted set: request -> time)
 * ``writeback:rate:<connection name>:concurrency`` (sorted set: lease -> expiry)
 * ``writeback:rate:<connection name>:daily`` (string ``used/limit``, 1 h TTL)
-* ``writeback:rate:siro:<first 16 hex digits of sha256(token)>`` (sorted set)
+* ``writeback:rate:siro:<first 16 hex digits of sha256(token)>`` (sorted set; ``worker.siro.pacing``)
 
 Failures: a connector's gate turns every limiter problem (Redis unreachable,
 no turn within ``max_wait_s``) into ``connectors.base.TransientError`` with a
-``retry_after``, so the pipeline retries later. The Siro limiter raises
-``worker.siro.client.SiroUnavailable`` (with ``retry_after``), the error the
-Siro client already raises when Siro cannot be reached.
+``retry_after``, so the pipeline retries later.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -54,7 +53,6 @@ from worker.limits.limiters import (
     SlidingWindowRateLimiter,
 )
 from worker.limits.store import store_for
-from worker.siro.client import RateLimiter, SiroUnavailable
 
 if TYPE_CHECKING:
     import redis
@@ -64,7 +62,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "writeback:rate"
-SIRO_REQUESTS_PER_MINUTE = 1000
 # Salesforce's allocation is a rolling 24 h: nothing frees up in seconds, and
 # checking again every quarter of an hour costs nothing.
 DAILY_RETRY_AFTER_S = 900.0
@@ -72,7 +69,7 @@ DAILY_RETRY_AFTER_S = 900.0
 __all__ = [
     "KEY_PREFIX", "NO_GATE", "DAILY_RETRY_AFTER_S", "DAILY_USAGE_TTL_S", "DEFAULT_LEASE_S", "DEFAULT_MAX_WAIT_S",
     "SLOT_POLL_S", "UNAVAILABLE_RETRY_AFTER_S", "LimiterError", "LimiterUnavailable", "LimiterBusy",
-    "SlidingWindowRateLimiter", "ConcurrencyLimiter", "DailyUsage", "RequestGate", "siro_limiter", "gate_for",
+    "SlidingWindowRateLimiter", "ConcurrencyLimiter", "DailyUsage", "RequestGate", "gate_for",
     "gate_factory",
 ]
 
@@ -90,7 +87,7 @@ class RequestGate:
     pass through untouched.
     """
 
-    def __init__(self, name: str = "", *, rate: RateLimiter | None = None,
+    def __init__(self, name: str = "", *, rate: SlidingWindowRateLimiter | None = None,
                  concurrency: ConcurrencyLimiter | None = None, daily_share: float | None = None,
                  usage: DailyUsage | None = None) -> None:
         if daily_share is not None and not 0 < daily_share <= 1:
@@ -145,27 +142,6 @@ class RequestGate:
 
 
 # --------------------------------------------------------------------- builders
-
-
-class _SiroLimiter(SlidingWindowRateLimiter):
-    """A limiter whose failures read as Siro being unavailable (what the Siro client's callers handle)."""
-
-    def acquire(self) -> None:
-        try:
-            super().acquire()
-        except LimiterError as exc:
-            raise SiroUnavailable(f"shared rate limiter: {exc}", attempts=0, retry_after=exc.retry_after) from None
-
-
-def siro_limiter(client: redis.Redis | None, token: str) -> RateLimiter:
-    """Siro's 1000 requests a minute per token, shared by every worker using ``token``.
-
-    The key holds a short hash of the token, never the token. Without Redis,
-    a window of this process. A Redis failure or no turn within the wait
-    raises ``SiroUnavailable`` (``retry_after`` set).
-    """
-    digest = hashlib.sha256(token.encode("utf-8")).hexdigest()[:16]
-    return _SiroLimiter(SIRO_REQUESTS_PER_MINUTE, 60.0, store=store_for(client), key=f"{KEY_PREFIX}:siro:{digest}")
 
 
 _LIMIT_KEYS = ("requests", "per_s", "concurrency", "daily_share")

@@ -204,20 +204,77 @@ def create_app(
 ) -> FastAPI:
     """The webhook app. ``enqueue(recording_id)`` returns a task id or raises
     ``BrokerUnavailable``; ``ready()`` maps check names to None (fine) or a short error."""
-    if not secret:
-        raise ValueError("the webhook app needs a secret (WRITEBACK_WEBHOOK_SECRET)")
-    if len(secret) < 16:
-        log.warning("the webhook secret is shorter than 16 characters: use a long random one")
-    secret_bytes = secret.encode("utf-8")
-    # The secret, and the settings' secrets when the process registered them (the CLI does).
-    redactor = redaction_for(None, secret)
-
+    receiver = _Receiver(secret, enqueue, dedupe)
     # No interactive docs: the receiver has nothing to show a browser, and the
     # schema would advertise the secret-in-path route.
     app = FastAPI(title="siro-writeback webhook", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.redactor = redactor  # ``serve`` installs it on uvicorn's loggers
+    app.state.redactor = receiver.redactor  # ``serve`` installs it on uvicorn's loggers
 
-    def authorized(request: Request, path_secret: str | None) -> bool:
+    @app.post(WEBHOOK_PATH)
+    async def webhook(request: Request) -> JSONResponse:
+        return await receiver.guarded(request, None)
+
+    @app.post(WEBHOOK_PATH + "/{secret}")
+    async def webhook_with_secret(request: Request) -> JSONResponse:
+        # Read from the scope rather than as a typed parameter: nothing FastAPI
+        # validates (and could echo in a 422) ever holds the secret.
+        return await receiver.guarded(request, request.path_params.get("secret"))
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        return await _readiness(ready, receiver.redactor)
+
+    _answer_errors_in_our_shape(app)
+    return app
+
+
+class _Receiver:
+    """One delivery, checked in the order 401, 413, 422, then ignored, duplicate or enqueued."""
+
+    def __init__(self, secret: str, enqueue: Callable[[str], str], dedupe: Dedupe) -> None:
+        if not secret:
+            raise ValueError("the webhook app needs a secret (WRITEBACK_WEBHOOK_SECRET)")
+        if len(secret) < 16:
+            log.warning("the webhook secret is shorter than 16 characters: use a long random one")
+        self.secret = secret.encode("utf-8")
+        self.enqueue = enqueue
+        self.dedupe = dedupe
+        # The secret, and the settings' secrets when the process registered them (the CLI does).
+        self.redactor = redaction_for(None, secret)
+
+    async def guarded(self, request: Request, path_secret: str | None) -> JSONResponse:
+        try:
+            return await self.receive(request, path_secret)
+        except Exception as exc:  # noqa: BLE001
+            # Answer here rather than let the server print a traceback of its own.
+            # The traceback is formatted and masked here, so the secret stays out
+            # even where no redaction filter is installed (tests, embedding).
+            trace = self.redactor.redact("".join(traceback.format_exception(exc)))
+            log.error("webhook failed: %s\n%s", type(exc).__name__, trace.rstrip())
+            return _error(500, "internal_error", "unexpected error; retry later")
+
+    async def receive(self, request: Request, path_secret: str | None) -> JSONResponse:
+        if not self.authorized(request, path_secret):
+            return _error(401, "unauthorized", "missing or wrong webhook secret", {"WWW-Authenticate": "Bearer"})
+        try:
+            body = await _read_body(request, MAX_BODY_BYTES)
+        except _TooLarge:
+            return _error(413, "payload_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+        parsed = self.parse(body)
+        if isinstance(parsed, JSONResponse):
+            return parsed
+        raw, payload = parsed
+        if not payload.actionable:
+            log.info("webhook ignored: recording %s, eventType %r, processed=%s linked=%s", payload.recording_id,
+                     payload.event_type[:80], payload.recording_processed, payload.recording_linked)
+            return _answer(200, "ignored", payload.recording_id, None)
+        return await self.enqueue_once(dedupe_key(raw), payload.recording_id)
+
+    def authorized(self, request: Request, path_secret: str | None) -> bool:
         candidates: list[bytes] = []
         if path_secret is not None:
             candidates.append(path_secret.encode("utf-8", "surrogateescape"))
@@ -229,17 +286,11 @@ def create_app(
                 if scheme.lower() == b"bearer" and token.strip():
                     candidates.append(token.strip())
         # Every candidate is compared (no short-circuit) so timing says nothing about which matched.
-        results = [hmac.compare_digest(candidate, secret_bytes) for candidate in candidates]
+        results = [hmac.compare_digest(candidate, self.secret) for candidate in candidates]
         return any(results)
 
-    async def receive(request: Request, path_secret: str | None) -> JSONResponse:
-        if not authorized(request, path_secret):
-            return _error(401, "unauthorized", "missing or wrong webhook secret", {"WWW-Authenticate": "Bearer"})
-        try:
-            body = await _read_body(request, MAX_BODY_BYTES)
-        except _TooLarge:
-            return _error(413, "payload_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
-
+    def parse(self, body: bytes) -> tuple[dict[str, Any], RecordingEventPayload] | JSONResponse:
+        """The body as JSON and as a payload, or the 422 that says why not."""
         try:
             raw = json.loads(body, parse_constant=_reject_constant)
         except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
@@ -247,87 +298,59 @@ def create_app(
         if not isinstance(raw, dict):
             return _error(422, "malformed", "the body is not a JSON object")
         try:
-            payload = RecordingEventPayload.model_validate(raw)
+            return raw, RecordingEventPayload.model_validate(raw)
         except ValidationError as exc:
-            return _error(422, "malformed", redactor.redact(_validation_message(exc)))
+            return _error(422, "malformed", self.redactor.redact(_validation_message(exc)))
 
-        recording_id = payload.recording_id
-        if not payload.actionable:
-            log.info("webhook ignored: recording %s, eventType %r, processed=%s linked=%s", recording_id,
-                     payload.event_type[:80], payload.recording_processed, payload.recording_linked)
-            return _answer(200, "ignored", recording_id, None)
-
-        key = dedupe_key(raw)
+    async def enqueue_once(self, key: str, recording_id: str) -> JSONResponse:
+        """Enqueue unless this event was enqueued already; the key is kept only once the broker took it."""
         try:
-            claimed = await run_in_threadpool(dedupe.claim, key, PENDING_TTL_S)
-            existing = None if claimed else await run_in_threadpool(dedupe.task_id, key)
+            claimed = await run_in_threadpool(self.dedupe.claim, key, PENDING_TTL_S)
+            existing = None if claimed else await run_in_threadpool(self.dedupe.task_id, key)
         except Exception as exc:  # noqa: BLE001 - any store failure: the sender retries
             log.warning("webhook dedupe store unavailable (%s): answered 503", type(exc).__name__)
             return _error(503, "dedupe_unavailable", "the dedupe store is unreachable; retry later")
         if not claimed:
             log.info("webhook duplicate: recording %s (task %s)", recording_id, existing or "pending")
             return _answer(200, "duplicate", recording_id, existing)
-
         try:
-            task_id = await run_in_threadpool(enqueue, recording_id)
+            task_id = await run_in_threadpool(self.enqueue, recording_id)
         except BrokerUnavailable as exc:
-            await _release(dedupe, key)
+            await _release(self.dedupe, key)
             log.warning("webhook enqueue failed for recording %s (%s): answered 503", recording_id,
-                        redactor.redact(str(exc))[:200] or type(exc).__name__)
+                        self.redactor.redact(str(exc))[:200] or type(exc).__name__)
             return _error(503, "broker_unavailable", "the task queue is unreachable; retry later")
         except BaseException:
-            await _release(dedupe, key)
+            await _release(self.dedupe, key)
             raise
+        await self.confirm(key, task_id, recording_id)
+        log.info("webhook enqueued: recording %s, task %s", recording_id, task_id)
+        return _answer(202, "enqueued", recording_id, task_id)
 
+    async def confirm(self, key: str, task_id: str, recording_id: str) -> None:
         try:
-            await run_in_threadpool(dedupe.confirm, key, task_id, DEDUPE_TTL_S)
+            await run_in_threadpool(self.dedupe.confirm, key, task_id, DEDUPE_TTL_S)
         except Exception as exc:  # noqa: BLE001
             # The task is enqueued, which is what the sender cares about; the
             # pending claim still covers PENDING_TTL_S, and a later duplicate
             # costs one harmless re-read (the worker diffs against the CRM).
             log.warning("webhook dedupe confirm failed (%s) for recording %s", type(exc).__name__, recording_id)
-        log.info("webhook enqueued: recording %s, task %s", recording_id, task_id)
-        return _answer(202, "enqueued", recording_id, task_id)
 
-    async def guarded(request: Request, path_secret: str | None) -> JSONResponse:
-        try:
-            return await receive(request, path_secret)
-        except Exception as exc:  # noqa: BLE001
-            # Answer here rather than let the server print a traceback of its own.
-            # The traceback is formatted and masked here, so the secret stays out
-            # even where no redaction filter is installed (tests, embedding).
-            trace = redactor.redact("".join(traceback.format_exception(exc)))
-            log.error("webhook failed: %s\n%s", type(exc).__name__, trace.rstrip())
-            return _error(500, "internal_error", "unexpected error; retry later")
 
-    @app.post(WEBHOOK_PATH)
-    async def webhook(request: Request) -> JSONResponse:
-        return await guarded(request, None)
+async def _readiness(ready: Ready | None, redactor: Any) -> JSONResponse:
+    if ready is None:
+        return JSONResponse({"status": "ready", "checks": {}})
+    try:
+        checks = dict(await run_in_threadpool(ready))
+    except Exception as exc:  # noqa: BLE001
+        checks = {"ready": f"check failed: {type(exc).__name__}"}
+    checks = {name: None if problem is None else redactor.redact(str(problem)) for name, problem in checks.items()}
+    fine = all(problem is None for problem in checks.values())
+    body = {"status": "ready" if fine else "unready", "checks": checks}
+    return JSONResponse(body, status_code=200 if fine else 503)
 
-    @app.post(WEBHOOK_PATH + "/{secret}")
-    async def webhook_with_secret(request: Request) -> JSONResponse:
-        # Read from the scope rather than as a typed parameter: nothing FastAPI
-        # validates (and could echo in a 422) ever holds the secret.
-        return await guarded(request, request.path_params.get("secret"))
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz")
-    async def readyz() -> JSONResponse:
-        if ready is None:
-            return JSONResponse({"status": "ready", "checks": {}})
-        try:
-            checks = dict(await run_in_threadpool(ready))
-        except Exception as exc:  # noqa: BLE001
-            checks = {"ready": f"check failed: {type(exc).__name__}"}
-        checks = {name: None if problem is None else redactor.redact(str(problem))
-                  for name, problem in checks.items()}
-        fine = all(problem is None for problem in checks.values())
-        body = {"status": "ready" if fine else "unready", "checks": checks}
-        return JSONResponse(body, status_code=200 if fine else 503)
-
+def _answer_errors_in_our_shape(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's default body quotes the offending input; ours never does.
@@ -339,8 +362,6 @@ def create_app(
         names = {404: "not_found", 405: "method_not_allowed"}
         return _error(exc.status_code, names.get(exc.status_code, "http_error"), str(exc.detail)[:100],
                       dict(exc.headers) if exc.headers else None)
-
-    return app
 
 
 async def _release(dedupe: Dedupe, key: str) -> None:
