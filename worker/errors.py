@@ -78,6 +78,7 @@ class Reason(StrEnum):
     NOT_FOUND = "not_found"  # Siro has no recording with this id
     STALE = "stale"  # a newer version of the recording was already processed
     AUTH = "auth"  # the CRM rejected the credentials (also a dead-letter reason)
+    CONFIG = "config"  # the config names what the CRM does not have (also a dead-letter reason)
     SIRO = "siro"  # Siro could not serve the recording (the CLI's report)
     # the dead-letter list
     SIRO_AUTH = "siro_auth"
@@ -91,7 +92,13 @@ class Reason(StrEnum):
         return f"{self.value}: {detail}" if detail else self.value
 
 
+#: Reasons that stop a recording until a person fixes something (credentials, the config): it goes
+#: on the dead-letter list at once without spending retries, and ``writeback sync`` exits 2.
+NEEDS_A_FIX = frozenset({Reason.AUTH, Reason.CONFIG})
+
+
 __all__ = [
+    "NEEDS_A_FIX",
     "RETRY_LATER",
     "AuthError",
     "BrokerUnavailable",

@@ -181,12 +181,26 @@ _current: Runtime | None = None
 _current_lock = threading.Lock()
 
 
+def load(*, config_path: str | None = None, talks_to_crm: bool = True, env: Any = None) -> Settings:
+    """A process's settings, its config checked before any work (fail closed).
+
+    Every ``[[connections]]`` table is checked (``ConnectorPool.validate``): a
+    misspelt key or an option the connector refuses is a ``ConfigError`` here,
+    not a failed field later. ``talks_to_crm=False`` (beat, the webhook app,
+    commands that only enqueue): the CRM's secrets need not be set and no
+    connector is built.
+    """
+    settings = load_settings(env, config_path=config_path, crm_secrets=talks_to_crm)
+    ConnectorPool(settings.config).validate(build=talks_to_crm)
+    return settings
+
+
 def runtime() -> Runtime:
     """This process's runtime, built from the environment on first use."""
     global _current
     with _current_lock:
         if _current is None:
-            _current = Runtime(load_settings())
+            _current = Runtime(load())
         return _current
 
 

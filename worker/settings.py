@@ -52,15 +52,22 @@ class ModelOverride(_Strict):
 
 class FieldRules(_Strict):
     deny: list[str] = Field(default_factory=list)  # "Object.Field", never written
+    # When given, only these "Object.Field"s are ever written (an empty list: none).
+    allow: list[str] | None = None
     write_nulls: bool = False
     policy: dict[str, Policy] = Field(default_factory=dict)  # "Object.Field" -> policy
 
-    @field_validator("deny")
+    @field_validator("deny", "allow")
     @classmethod
-    def _object_dot_field(cls, value: list[str]) -> list[str]:
-        for entry in value:
-            _check_object_field("deny", entry)
+    def _object_dot_field(cls, value: list[str] | None, info: Any) -> list[str] | None:
+        for entry in value or ():
+            _check_object_field(info.field_name, entry)
         return value
+
+    def entries(self) -> list[tuple[str, str]]:
+        """Every (``deny``/``allow``/``policy``, entry): what ``writeback check`` holds against the CRM."""
+        return [*(("deny", e) for e in self.deny), *(("allow", e) for e in self.allow or ()),
+                *(("policy", e) for e in self.policy)]
 
     @field_validator("policy")
     @classmethod
@@ -76,6 +83,13 @@ class FieldRules(_Strict):
         object (model names such as ``Deal`` for HubSpot ``deals``) an entry may use."""
         keys = {f"{name}.{field_name}".casefold() for name in (object_name, *aliases)}
         return any(entry.strip().casefold() in keys for entry in self.deny)
+
+    def allows(self, object_name: str, field_name: str, aliases: Iterable[str] = ()) -> bool:
+        """Whether the allow-list (when there is one) names ``Object.Field``."""
+        if self.allow is None:
+            return True
+        keys = {f"{name}.{field_name}".casefold() for name in (object_name, *aliases)}
+        return any(entry.strip().casefold() in keys for entry in self.allow)
 
     def policy_for(self, object_name: str, field_name: str, aliases: Iterable[str] = ()) -> Policy:
         """The write policy of ``Object.Field`` (an entry may name the object by an alias)."""
@@ -112,6 +126,8 @@ class ConnectionConfig(BaseModel):
     integration_connection_id: str = "*"
     connector: str
     name: str | None = None
+    # "shadow": the whole pipeline runs and records what it would write (``planned``), and sends nothing.
+    mode: Literal["live", "shadow"] = "live"
     models: dict[str, ModelOverride] = Field(default_factory=dict)
     fields: FieldRules = Field(default_factory=FieldRules)
     slots: dict[str, SlotMode] = Field(default_factory=dict)
@@ -279,11 +295,34 @@ def secret_from_env(name: str, env: Mapping[str, str]) -> str | None:
         raise ConfigError(f"{name}_FILE: {path} is not UTF-8 text") from None
 
 
-def expand_vars(value: Any, env: Mapping[str, str], where: str = "", used: set[str] | None = None) -> Any:
+class MissingSecret(str):
+    """A ``[[connections]]`` value whose ``${VAR}`` is not set, in a process that talks to no CRM.
+
+    Beat and the webhook app read the whole config (and check its keys) but
+    never build a connector, so they run without the CRM's secrets; a
+    connector asked for with one of these raises the ``ConfigError`` that
+    loading would have raised (``ConnectorPool``).
+    """
+
+    variable: str
+    where: str
+
+    def __new__(cls, variable: str, where: str) -> MissingSecret:
+        missing = super().__new__(cls, f"${{{variable}}}")
+        missing.variable, missing.where = variable, where
+        return missing
+
+    def error(self) -> ConfigError:
+        return ConfigError(f"config {self.where} uses ${{{self.variable}}} but {self.variable} is not set")
+
+
+def expand_vars(value: Any, env: Mapping[str, str], where: str = "", used: set[str] | None = None,
+                *, lenient: bool = False) -> Any:
     """Replace ``${VAR}`` in every string of a parsed TOML tree.
 
     ``used`` (when given) collects the substituted values, so that error
-    messages about the expanded tree can mask them.
+    messages about the expanded tree can mask them. ``lenient``: an unset
+    variable makes its string a ``MissingSecret`` instead of an error.
     """
     if isinstance(value, str):
 
@@ -291,22 +330,41 @@ def expand_vars(value: Any, env: Mapping[str, str], where: str = "", used: set[s
             name = match.group(1)
             found = secret_from_env(name, env)
             if found is None:
+                if lenient:
+                    raise _Unset(name)
                 raise ConfigError(f"config {where or 'value'} uses ${{{name}}} but {name} is not set")
             if used is not None:
                 used.add(found)
             return found
 
-        return _VAR.sub(substitute, value)
+        try:
+            return _VAR.sub(substitute, value)
+        except _Unset as unset:
+            return MissingSecret(unset.variable, where or "value")
     if isinstance(value, list):
-        return [expand_vars(item, env, f"{where}[{i}]", used) for i, item in enumerate(value)]
+        return [expand_vars(item, env, f"{where}[{i}]", used, lenient=lenient) for i, item in enumerate(value)]
     if isinstance(value, dict):
-        return {key: expand_vars(item, env, f"{where}.{key}" if where else key, used) for key, item in value.items()}
+        return {key: expand_vars(item, env, f"{where}.{key}" if where else key, used, lenient=lenient)
+                for key, item in value.items()}
     return value
 
 
-def parse_config(raw: Mapping[str, Any], env: Mapping[str, str], source: str = "config") -> WritebackConfig:
+class _Unset(Exception):
+    def __init__(self, variable: str) -> None:
+        self.variable = variable
+
+
+def parse_config(raw: Mapping[str, Any], env: Mapping[str, str], source: str = "config", *,
+                 crm_secrets: bool = True) -> WritebackConfig:
+    """The config of a parsed TOML tree. ``crm_secrets=False`` (beat, the webhook app): an unset
+    ``${VAR}`` of a ``[[connections]]`` table is a ``MissingSecret`` rather than an error."""
     substituted: set[str] = set()
-    expanded = expand_vars(dict(raw), env, used=substituted)
+    tree = dict(raw)
+    connections = tree.pop("connections", None)
+    expanded = expand_vars(tree, env, used=substituted)
+    if connections is not None:
+        expanded["connections"] = expand_vars(connections, env, "connections", substituted,
+                                              lenient=not crm_secrets)
     try:
         return WritebackConfig.model_validate(expanded)
     except ValidationError as exc:
@@ -329,7 +387,7 @@ def _mask(text: str, values: set[str]) -> str:
     return text
 
 
-def load_config_file(path: str | os.PathLike[str], env: Mapping[str, str]) -> WritebackConfig:
+def load_config_file(path: str | os.PathLike[str], env: Mapping[str, str], *, crm_secrets: bool = True) -> WritebackConfig:
     try:
         with open(path, "rb") as handle:
             raw = tomllib.load(handle)
@@ -341,12 +399,16 @@ def load_config_file(path: str | os.PathLike[str], env: Mapping[str, str]) -> Wr
         raise ConfigError(f"config file {path} is not valid TOML: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    return parse_config(raw, env, source=str(path))
+    return parse_config(raw, env, source=str(path), crm_secrets=crm_secrets)
 
 
-def load_settings(env: Mapping[str, str] | None = None, *, config_path: str | None = None) -> Settings:
+def load_settings(env: Mapping[str, str] | None = None, *, config_path: str | None = None,
+                  crm_secrets: bool = True) -> Settings:
     """Read the environment and the config file: ``config_path`` (``writeback --config``),
-    else ``WRITEBACK_CONFIG``, else ``config/writeback.toml`` when it exists."""
+    else ``WRITEBACK_CONFIG``, else ``config/writeback.toml`` when it exists.
+
+    ``crm_secrets=False``: for a process that talks to no CRM (see ``MissingSecret``).
+    """
     env = os.environ if env is None else env
     token = secret_from_env("SIRO_API_TOKEN", env)
     secret = secret_from_env("WRITEBACK_WEBHOOK_SECRET", env)
@@ -354,7 +416,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, config_path: str | No
     config_path = config_path or env.get("WRITEBACK_CONFIG")
     if not config_path and Path(DEFAULT_CONFIG_PATH).is_file():
         config_path = DEFAULT_CONFIG_PATH
-    config = load_config_file(config_path, env) if config_path else WritebackConfig()
+    config = load_config_file(config_path, env, crm_secrets=crm_secrets) if config_path else WritebackConfig()
     return Settings(
         siro_api_url=(env.get("SIRO_API_URL") or DEFAULT_SIRO_API_URL).rstrip("/"),
         siro_api_token=SecretStr(token) if token else None,

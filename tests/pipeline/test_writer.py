@@ -202,7 +202,7 @@ def test_rejected_credentials_fail_every_change_as_auth(crm, connection):
     changes = [put_back("006A", "Amount", 1)]
     crm.fail_next("read", AuthError("INVALID_SESSION_ID"))
     writer_for(crm, None, connection).write(connection, "Opportunity", changes, PutBack())
-    assert changes[0].outcome == "failed" and changes[0].auth
+    assert changes[0].outcome == "failed" and changes[0].cause == "auth"
     assert changes[0].reports[0].reason == "auth: INVALID_SESSION_ID"
 
 

@@ -13,10 +13,12 @@ from dataclasses import asdict, dataclass
 from rich.console import Console
 from rich.markup import escape
 
+from connectors.base import Connector
 from worker.cli.exits import EXIT_OK, EXIT_USAGE
 from worker.cli.render import terminal
 from worker.errors import UnknownObject, WritebackError
 from worker.pipeline.connector_pool import ConnectorPool
+from worker.pipeline.rules import unknown_entries
 from worker.runtime import siro_client
 from worker.settings import ConnectionConfig, Settings
 from worker.siro.client import SiroError
@@ -87,4 +89,19 @@ def check_connection(pool: ConnectorPool, connection: ConnectionConfig) -> list[
             continue
         writable = sum(1 for f in schema.fields.values() if f.writable)
         findings.append(Finding(OK, name, f"{object_name} ({len(schema.fields)} fields, {writable} writable)"))
-    return findings
+    return findings + _rule_findings(pool, connection, connector)
+
+
+def _rule_findings(pool: ConnectorPool, connection: ConnectionConfig, connector: Connector) -> list[Finding]:
+    """Each deny, allow, policy and models entry naming what the CRM does not have (``rules``)."""
+    name = connection.display_name
+    try:
+        problems = unknown_entries(connection, connector, pool.model_map(connection))
+    except WritebackError as exc:
+        return [Finding(FAIL, name, f"the rules could not be checked: {exc}")]
+    if not problems:
+        entries = len(connection.fields.entries()) + len(connection.models)
+        known = f"{entries} deny/allow/policy/models entries name what the CRM has"
+        return [Finding(OK, name, known)] if entries else []
+    return [Finding(FAIL, name, f"{problem}: nothing is written on this connection until it is fixed")
+            for problem in problems]

@@ -16,9 +16,9 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def exit_code(report: RecordingReport) -> int:
-    """A recording's exit code: a CRM that rejected the credentials is a usage error (2)."""
-    from worker.errors import Reason
+    """A recording's exit code: rejected credentials or a config naming what the CRM lacks is 2."""
+    from worker.errors import NEEDS_A_FIX
 
-    if report.code is Reason.AUTH:
+    if report.code in NEEDS_A_FIX:
         return EXIT_USAGE
     return EXIT_FAILED if report.has_failures else EXIT_OK

@@ -52,9 +52,9 @@ def _run(args) -> int:  # noqa: ANN001 - argparse.Namespace
 
         return run_demo(as_json=args.json)
     from worker.logs import install_redaction
-    from worker.settings import load_settings
+    from worker.runtime import load
 
-    settings = load_settings(config_path=args.config)
+    settings = load(config_path=args.config, talks_to_crm=_talks_to_crm(args))
     install_redaction(settings)
     if args.command == "sync":
         from worker.cli.sync import sync
@@ -67,6 +67,15 @@ def _run(args) -> int:  # noqa: ANN001 - argparse.Namespace
     from worker.cli import service
 
     return service.run(args, settings)
+
+
+def _talks_to_crm(args) -> bool:  # noqa: ANN001 - argparse.Namespace
+    """Whether the command writes or reads a CRM here (else the CRM's secrets need not be set)."""
+    if args.command in ("sync", "check"):
+        return True
+    if args.command in ("poll", "backfill"):
+        return bool(args.in_process or getattr(args, "dry_run", False))
+    return False
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,7 +20,13 @@ from rich.table import Table
 
 from worker.cli.exits import EXIT_FAILED, EXIT_OK
 from worker.cli.render import summarize
-from worker.errors import BrokerUnavailable, ConfigError, Reason, WritebackError
+from worker.errors import (
+    NEEDS_A_FIX,
+    BrokerUnavailable,
+    ConfigError,
+    Reason,
+    WritebackError,
+)
 from worker.report import RecordingReport
 from worker.runtime import Runtime
 from worker.settings import Settings
@@ -69,8 +75,8 @@ class _Pages:
         """No worker will retry a page run here, and the watermark moves on:
         what failed for a reason that may pass goes on the dead-letter list."""
         for report in reports:
-            if report.code is Reason.AUTH or report.transient:
-                reason = Reason.AUTH if report.code is Reason.AUTH else Reason.RETRIES_EXHAUSTED
+            if report.code in NEEDS_A_FIX or report.transient:
+                reason = report.code if report.code in NEEDS_A_FIX else Reason.RETRIES_EXHAUSTED
                 errors = sorted({line.reason for line in report.fields if line.outcome == "failed" and line.reason})
                 self.rt.ledger.add_dead_letter(report.recording_id, reason=reason,
                                                error="; ".join(errors)[:500] or reason, trigger=self.trigger,

@@ -44,4 +44,6 @@ def sync(settings: Settings, recording_id: str, *, dry_run: bool, as_json: bool)
         render_report(terminal(), report, dry_run=dry_run)
     if report.code is Reason.AUTH:
         print("writeback: the CRM rejected the credentials (see reason `auth` above)", file=sys.stderr)
+    elif report.code is Reason.CONFIG:
+        print(f"writeback: nothing written: {report.reason}", file=sys.stderr)
     return exit_code(report)

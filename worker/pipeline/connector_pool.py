@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 from connectors import registry
 from connectors.base import Connector, Gate
 from worker.errors import ConfigError
-from worker.settings import ConnectionConfig, WritebackConfig
+from worker.settings import ConnectionConfig, MissingSecret, WritebackConfig
 
 
 class ConnectorPool:
@@ -53,20 +53,27 @@ class ConnectorPool:
             self._maps[name] = connection.model_map(self.connector_class(connection).default_models)
         return self._maps[name]
 
+    def validate(self, *, build: bool) -> None:
+        """Check every connection before any work, failing closed with a ``ConfigError``: the
+        connector exists, its table names only keys it reads, its rate limits make sense and,
+        with ``build``, its options build a connector (no network: a connector's constructor
+        does no I/O; a process that talks to no CRM passes ``build=False``)."""
+        from worker.limits.rate import gate_for
+
+        for connection in self.config.connections:
+            cls = self._checked_class(connection)
+            try:
+                gate_for(connection, cls, None)
+            except (ValueError, TypeError, KeyError) as exc:
+                raise ConfigError(f"connection {connection.display_name!r}: rate_limit: {exc}") from None
+            if build:
+                self._build(connection, cls).close()
+
     def get(self, connection: ConnectionConfig) -> Connector:
         name = connection.display_name
         if name not in self._instances:
-            cls = self.connector_class(connection)
-            unknown = sorted(set(connection.options) - cls.option_names) if cls.option_names is not None else []
-            if unknown:
-                raise ConfigError(
-                    f"connection {name!r}: unknown key {unknown[0]!r} for connector {connection.connector!r} "
-                    f"(it reads: {', '.join(sorted(cls.option_names or ()))})"
-                )
-            try:
-                instance = self._factory(connection, cls)
-            except (ValueError, TypeError, KeyError) as exc:
-                raise ConfigError(f"connection {name!r}: {exc}") from None
+            cls = self._checked_class(connection)
+            instance = self._build(connection, cls)
             if self._gate_factory is not None:
                 try:
                     instance.gate = self._gate_factory(connection, cls)
@@ -78,6 +85,26 @@ class ConnectorPool:
                     raise
             self._instances[name] = instance
         return self._instances[name]
+
+    def _checked_class(self, connection: ConnectionConfig) -> type[Connector]:
+        """The connector class, once the connection's table names only keys it reads."""
+        cls = self.connector_class(connection)
+        unknown = sorted(set(connection.options) - cls.option_names) if cls.option_names is not None else []
+        if unknown:
+            raise ConfigError(
+                f"connection {connection.display_name!r}: unknown key {unknown[0]!r} for connector "
+                f"{connection.connector!r} (it reads: {', '.join(sorted(cls.option_names or ()))})"
+            )
+        return cls
+
+    def _build(self, connection: ConnectionConfig, cls: type[Connector]) -> Connector:
+        missing = next((value for value in connection.options.values() if isinstance(value, MissingSecret)), None)
+        if missing is not None:
+            raise missing.error()
+        try:
+            return self._factory(connection, cls)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ConfigError(f"connection {connection.display_name!r}: {exc}") from None
 
     def close(self) -> None:
         for connector in self._instances.values():

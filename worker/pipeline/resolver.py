@@ -122,6 +122,8 @@ def _candidates(crm: CrmLinks, connection: ConnectionConfig, models: Mapping[str
     aliases = _aliases(models, target.object)
     if connection.fields.denies(target.object, field_name, aliases):
         return decided(target.object, Outcome.SKIPPED_POLICY, "deny")
+    if not connection.fields.allows(target.object, field_name, aliases):
+        return decided(target.object, Outcome.SKIPPED_POLICY, "not_allowed")
     record_ids = _record_ids(crm, target.slot)
     if connection.slots.get(target.slot) == "first":
         record_ids = record_ids[:1]

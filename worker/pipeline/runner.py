@@ -19,12 +19,13 @@ import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from worker.errors import Reason, SoftTimeLimit, TransientError
+from worker.errors import Reason, SoftTimeLimit, TransientError, WritebackError
 from worker.limits.backoff import RetryPolicy
 from worker.pipeline.connector_pool import ConnectorPool
 from worker.pipeline.decide import ExtractionDecision, PlannedChange
 from worker.pipeline.plan import WritePlan
 from worker.pipeline.resolver import resolve
+from worker.pipeline.rules import unknown_entries
 from worker.pipeline.writer import Writer
 from worker.report import (
     FieldReport,
@@ -38,6 +39,9 @@ from worker.siro.client import RecordingNotFound, SiroClient
 from worker.siro.models import Recording
 
 log = logging.getLogger(__name__)
+
+#: The reason of a field a connection in shadow mode would have written.
+SHADOW = 'shadow: mode = "shadow", nothing is sent'
 
 Batch = tuple[ConnectionConfig, str, list[tuple[int, PlannedChange]]]  # connection, object, (plan index, change)
 
@@ -62,6 +66,7 @@ class Pipeline:
             max_retries=config.retry.max_retries, base_s=config.retry.base_s, max_s=config.retry.max_s
         )
         self.writer = Writer(connectors, ledger, self.retry)
+        self._rule_problems: dict[str, list[str]] = {}  # per connection, once checked (``rules``)
 
     @property
     def ledger(self):  # noqa: ANN201 - worker.ledger.Ledger | None
@@ -141,8 +146,12 @@ class Pipeline:
     def _write_batch(self, connection: ConnectionConfig, object_name: str, changes: list[PlannedChange], *,
                      dry_run: bool) -> None:
         decision = ExtractionDecision(write_nulls=connection.fields.write_nulls)
+        shadow = connection.mode == "shadow"
         try:
-            self.writer.write(connection, object_name, changes, decision, dry_run=dry_run)
+            if self._refused(connection, changes):
+                return
+            self.writer.write(connection, object_name, changes, decision, dry_run=dry_run or shadow,
+                              unsent=SHADOW if shadow and not dry_run else None)
         except SoftTimeLimit:
             raise  # the task retries the recording; what was written is ``unchanged`` next time
         except Exception as exc:  # a bug or a ledger outage must not lose what was already written
@@ -152,6 +161,33 @@ class Pipeline:
                     change.decide(Outcome.FAILED, f"internal error: {type(exc).__name__}: {exc}")
                     change.transient = isinstance(exc, TransientError)
 
+    def _refused(self, connection: ConnectionConfig, changes: list[PlannedChange]) -> bool:
+        """Fail closed: a connection whose rules name what the CRM lacks writes nothing (``rules``).
+
+        Checked once per connection and process; a transient failure of the
+        check fails the changes transiently (retried), and is checked again.
+        """
+        name = connection.display_name
+        if name not in self._rule_problems:
+            connector = self.connectors.get(connection)
+            try:
+                problems = self.retry.call(
+                    lambda: unknown_entries(connection, connector, self.connectors.model_map(connection)),
+                    f"the schema behind the rules of {name}")
+            except WritebackError as exc:
+                for change in changes:
+                    change.fail(exc)
+                return True
+            if problems:
+                log.error("connection %r: %s; nothing is written on it until the config is fixed", name,
+                          "; ".join(problems))
+            self._rule_problems[name] = problems
+        problems = self._rule_problems[name]
+        for change in changes if problems else ():
+            change.decide(Outcome.FAILED, Reason.CONFIG.explain("; ".join(problems)))
+            change.cause = Reason.CONFIG
+        return bool(problems)
+
     # -- reports ------------------------------------------------------------------
 
     def _report(self, plan: WritePlan, changes: Sequence[PlannedChange]) -> RecordingReport:
@@ -160,8 +196,11 @@ class Pipeline:
             report = RecordingReport.because(plan.recording_id, Status.FAILED, plan.failed, plan.detail, lines)
         elif plan.skipped:
             report = RecordingReport.because(plan.recording_id, Status.SKIPPED, plan.skipped, plan.detail, lines)
-        elif any(change.auth for change in changes):
-            report = RecordingReport.because(plan.recording_id, Status.FAILED, Reason.AUTH, None, lines)
+        elif any(change.cause for change in changes):
+            cause = next(change for change in changes if change.cause)
+            detail = cause.reports[0].reason if cause.cause is Reason.CONFIG else None
+            report = RecordingReport(plan.recording_id, Status.FAILED, lines, reason=detail or str(cause.cause),
+                                     code=cause.cause)
         else:
             report = RecordingReport(plan.recording_id, status_of(lines), lines)
         transient = [change for change in changes if change.transient]

@@ -96,7 +96,7 @@ class FieldChange:
     reports: list[FieldReport] = field(default_factory=list)
     transient: bool = False  # failed for a reason that may pass: worth a later retry
     retry_after: float | None = None
-    auth: bool = False  # failed because the CRM rejected the credentials
+    cause: Reason | None = None  # failed for the whole connection: auth (credentials), config
 
     @property
     def name(self) -> str:
@@ -138,7 +138,7 @@ class FieldChange:
         else:
             reason = str(error)
         self.decide(Outcome.FAILED, reason)
-        self.auth = isinstance(error, AuthError)
+        self.cause = Reason.AUTH if isinstance(error, AuthError) else None
         if isinstance(error, TransientError):
             self.transient, self.retry_after = True, error.retry_after
 
@@ -200,8 +200,11 @@ class Writer:
         self.retry = retry
 
     def write(self, connection: ConnectionConfig, object_name: str, changes: Sequence[FieldChange],
-              decision: Decision, *, dry_run: bool = False) -> None:
-        """Settle every change of one (connection, object): each ends with its report lines."""
+              decision: Decision, *, dry_run: bool = False, unsent: str | None = None) -> None:
+        """Settle every change of one (connection, object): each ends with its report lines.
+
+        ``dry_run``: read and decide, send nothing (``planned``, with ``unsent`` as the reason).
+        """
         connector = self.connectors.get(connection)
         schema = self._schema(connector, object_name, changes)
         if schema is None:
@@ -226,7 +229,7 @@ class Writer:
         to_send = decision.decide(schema, live, Context(current, history))
         if dry_run:
             for change in to_send:
-                change.decide(Outcome.PLANNED)
+                change.decide(Outcome.PLANNED, unsent)
         elif to_send:
             self._send(connector, object_name, to_send)
 

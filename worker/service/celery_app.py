@@ -22,7 +22,7 @@ from typing import Any
 from celery import Celery
 
 from worker.errors import ConfigError
-from worker.settings import Settings, load_settings
+from worker.settings import Settings
 
 POLL_SCHEDULE = "poll"
 
@@ -74,9 +74,19 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+_explicit: Settings | None = None  # settings given by ``configure`` (the demo, tests): no environment read
+
+
 def _from_environment() -> dict[str, Any]:
+    if _explicit is not None:
+        return celery_config(_explicit)
     try:
-        return celery_config(load_settings())
+        # Beat and the worker alike check every connection's keys here; beat talks to no CRM,
+        # so the CRM's secrets may be absent. A worker builds its connections before it starts
+        # (worker.service.tasks, on worker_init).
+        from worker.runtime import load
+
+        return celery_config(load(talks_to_crm=False))
     except ConfigError as exc:
         # `celery -A worker ...` with a broken config: one line and exit 2, as the CLI does.
         print(f"writeback: {exc}", file=sys.stderr)
@@ -87,6 +97,8 @@ app.add_defaults(_from_environment)
 
 
 def configure(settings: Settings, **overrides: Any) -> Celery:
-    """Configure ``app`` explicitly (the demo, tests); returns it."""
+    """Configure ``app`` explicitly (the demo, tests), reading nothing of the environment; returns it."""
+    global _explicit
+    _explicit = settings
     app.conf.update(celery_config(settings), **overrides)
     return app

@@ -29,18 +29,26 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack
 from typing import Any
 
 from celery import Task
 from celery.exceptions import Reject, Retry
-from celery.signals import after_setup_logger, after_setup_task_logger, worker_shutdown
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    worker_init,
+    worker_shutdown,
+)
 from kombu.exceptions import KombuError, OperationalError
 
 from worker.errors import (
+    NEEDS_A_FIX,
     RETRY_LATER,
     BrokerUnavailable,
+    ConfigError,
     Reason,
     TimeLimit,
     WritebackError,
@@ -276,9 +284,10 @@ def _settle(
     waiting: list[str] = list(unavailable)
     reasons: set[str] = {"Siro unavailable"} if unavailable else set()
     for report in reports:
-        if report.code is Reason.AUTH:
-            _bury(rt, [report.recording_id], Reason.AUTH, "the CRM rejected the credentials", trigger,
-                  attempts=self.request.retries + 1, task=self)
+        if report.code in NEEDS_A_FIX:
+            error = "the CRM rejected the credentials" if report.code is Reason.AUTH else report.reason or ""
+            _bury(rt, [report.recording_id], report.code, error, trigger, attempts=self.request.retries + 1,
+                  task=self)
         elif report.transient:
             waiting.append(report.recording_id)
             reasons.update(line.reason for line in report.fields if line.reason and line.outcome == "failed")
@@ -408,6 +417,21 @@ def _redact_logs(logger: logging.Logger, **_: Any) -> None:
     except Exception:  # a config error surfaces when the first task runs, with its own message
         return
     install(redactor, logger.handlers)
+
+
+@worker_init.connect
+def _check_config(**_: Any) -> None:
+    """A worker that cannot build its connections does not start: one line, exit 2.
+
+    Fail closed: a misspelt option would otherwise fail every field of every
+    task as ``partial`` while the worker looks healthy. Its tasks stay in the
+    broker and are taken once the config is fixed and the worker restarts.
+    """
+    try:
+        runtime()
+    except ConfigError as exc:
+        print(f"writeback: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 @worker_shutdown.connect
