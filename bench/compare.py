@@ -11,10 +11,12 @@ Usage::
 
     .venv/bin/python bench/compare.py --base c2d58ed --rounds 5 sync      # bench/bench_sync.py --json
     .venv/bin/python bench/compare.py --base c2d58ed --rounds 3 service   # bench/bench_service.py
+    .venv/bin/python bench/compare.py --base c2d58ed --rounds 3 startup   # bench/cli_startup.py
 
 ``sync`` compares every path and pass's seconds and the peak RSS;
 ``service`` compares the webhook → CRM latencies and the poll passes' wall
-times that bench_service.py prints.
+times that bench_service.py prints; ``startup`` times ``writeback --help``
+in fresh processes (this checkout's cli_startup.py, on each tree's code).
 """
 
 from __future__ import annotations
@@ -48,7 +50,9 @@ def worktree(revision: str) -> Iterator[Path]:
 
 def run(tree: Path, script: str, *args: str) -> str:
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    done = subprocess.run([sys.executable, str(tree / "bench" / script), *args], cwd=tree, env=env,
+    # A script that takes --tree is this checkout's, timing the other tree's code; the others are each tree's own.
+    path = HERE / "bench" / script if "--tree" in args else tree / "bench" / script
+    done = subprocess.run([sys.executable, str(path), *args], cwd=tree, env=env,
                           capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
         raise SystemExit(f"{script} failed in {tree}:\n{done.stderr[-2000:]}")
@@ -77,9 +81,15 @@ def service_figures(output: str) -> dict[str, float]:
     return figures
 
 
+def startup_figures(output: str) -> dict[str, float]:
+    figures = json.loads(output)
+    return {"writeback --help, median ms": figures["median_s"] * 1000, "p95 ms": figures["p95_s"] * 1000}
+
+
 BENCHMARKS: dict[str, tuple[str, list[str], Callable[[str], dict[str, float]]]] = {
     "sync": ("bench_sync.py", ["--recordings", "200", "--json"], sync_figures),
     "service": ("bench_service.py", [], service_figures),
+    "startup": ("cli_startup.py", ["--runs", "10", "--json", "--tree"], startup_figures),
 }
 
 
@@ -95,7 +105,8 @@ def main() -> None:
         for number in range(args.rounds):
             order = (("base", base), ("head", HERE))
             for side, tree in order if number % 2 == 0 else order[::-1]:  # ABBA: neither side always goes first
-                for name, value in parse(run(tree, script, *script_args)).items():
+                args_for_tree = [*script_args, str(tree)] if script_args[-1:] == ["--tree"] else script_args
+                for name, value in parse(run(tree, script, *args_for_tree)).items():
                     samples[side].setdefault(name, []).append(value)
             print(f"round {number + 1}/{args.rounds} done", file=sys.stderr)
     print(f"{args.benchmark}: medians of {args.rounds} runs each, taking turns; base {args.base}, head this checkout")

@@ -28,6 +28,7 @@ pytest_plugins = [
     "tests.fixtures.service",
     "tests.fixtures.memory_crm",
     "tests.fixtures.plugins",
+    "tests.fixtures.cli",
 ]
 
 # Fixtures whose use makes a test an end-to-end one: they start processes.

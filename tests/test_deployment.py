@@ -2,7 +2,11 @@
 
 No Docker engine is needed: the files are read, and every command they run is
 resolved the way its program would resolve it: ``celery -A worker`` through
-Celery's own app lookup, ``writeback ...`` through the CLI's parser.
+Celery's own app lookup, ``writeback ...`` through the CLI's parser. A first
+start is simulated without Docker too: the README's "before `docker compose
+up`" steps are followed into a temporary folder, and each app service's
+settings are loaded from its compose environment and mounts the way its
+process loads them.
 """
 
 from __future__ import annotations
@@ -457,3 +461,288 @@ def test_dockerignore_keeps_secrets_and_local_state_out():
         assert needed in entries, f".dockerignore lacks {needed}"
     assert entries & {"*.db", "**/*.db"}
     assert entries & {"__pycache__", "**/__pycache__"}
+
+
+# -- first start: one image, CRM secrets on the worker only, loopback, shadow -----
+
+README = ROOT / "README.md"
+# The processes that talk to a CRM (and so load with talks_to_crm=True): the
+# Celery worker builds its connections on worker_init. Beat and the webhook app
+# (and their health checks) load the config with talks_to_crm=False.
+TALKS_TO_CRM = {"worker": True, "beat": False, "webhook": False}
+_CONFIG_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Compose interpolation with its modifiers: ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?err}, $NAME.
+_COMPOSE_VAR = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
+                          r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
+
+
+def crm_variables() -> set[str]:
+    """The ${VAR}s the example config names, commented examples included, that DESIGN §3 does
+    not document: the CRMs' credentials (SALESFORCE_ACCESS_TOKEN, HUBSPOT_ACCESS_TOKEN, ...)."""
+    return set(_CONFIG_VAR.findall(EXAMPLE_CONFIG.read_text(encoding="utf-8"))) - DOCUMENTED_ENV
+
+
+def active_crm_variables() -> set[str]:
+    """The ${VAR}s of the example config's active [[connections]] tables: what a worker needs."""
+    connections = tomllib.loads(EXAMPLE_CONFIG.read_text(encoding="utf-8")).get("connections", [])
+    return {name for text in strings(connections) for name in _CONFIG_VAR.findall(text)}
+
+
+def readme_first_start_steps() -> list[list[str]]:
+    """The shell lines of README "docker-compose"'s "Before `docker compose up`" block, as words."""
+    text = README.read_text(encoding="utf-8")
+    assert "\n### docker-compose\n" in text, "README has no '### docker-compose' section"
+    section = re.split(r"\n#{2,3} ", text.split("\n### docker-compose\n", 1)[1], maxsplit=1)[0]
+    block = re.search(r"Before `docker compose up[^`]*`:\s*```sh\n(.*?)```", section, re.DOTALL)
+    assert block, "README's docker-compose section has no 'Before `docker compose up`' sh block"
+    return [words for line in block.group(1).splitlines() if (words := shlex.split(line, comments=True))]
+
+
+def secret_files_written(steps: list[list[str]]) -> set[str]:
+    """The files the ``printf ... > secrets/NAME`` steps write."""
+    return {words[words.index(">") + 1] for words in steps if words[0] == "printf" and ">" in words}
+
+
+def shell_value(name: str) -> str:
+    """What the operator's shell variable ``$name`` holds in the simulated first start."""
+    return f"first-start-{name.lower().replace('_', '-')}-0123456789"
+
+
+def follow_readme_steps(project: Path, steps: list[list[str]]) -> None:
+    """Run the README's steps in ``project`` (a stand-in for the checkout), in Python: no shell."""
+    def expand(word: str) -> str:
+        return re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda match: shell_value(match.group(1)), word)
+
+    for words in steps:
+        command, *args = words
+        if command == "cp":
+            source, target = args
+            (project / target).parent.mkdir(parents=True, exist_ok=True)
+            (project / target).write_bytes((ROOT / source).read_bytes())
+        elif command == "mkdir":
+            mode = int(args[args.index("-m") + 1], 8) if "-m" in args else 0o777
+            paths = [arg for i, arg in enumerate(args) if not arg.startswith("-") and args[i - 1] != "-m"]
+            for path in paths:
+                (project / path).mkdir(mode=mode, parents="-p" in args)
+        elif command == "printf":
+            assert args[:1] == ["%s"] and len(args) == 4 and args[2] == ">", f"printf step: {shlex.join(words)}"
+            target = project / args[3]
+            assert target.parent.is_dir(), f"`{shlex.join(words)}`: {args[3]}'s folder is not made by an earlier step"
+            target.write_text(expand(args[1]), encoding="utf-8")
+        elif command == "chmod":
+            continue  # file modes: nothing to simulate for a load in this process
+        else:
+            pytest.fail(f"README step `{shlex.join(words)}`: teach follow_readme_steps what it does")
+
+
+def interpolate(text: str, host: dict[str, str] | None = None) -> str:
+    """Compose's interpolation of one value, with the operator's shell ``host`` environment."""
+    host = host or {}
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match["braced"] or match["bare"]
+        value, op, arg = host.get(name), match["op"], match["arg"]
+        if op == ":-":
+            return value or arg
+        if op == "-":
+            return arg if value is None else value
+        if op in (":?", "?") and not value:
+            pytest.fail(f"compose needs ${name} set on the host: {arg}")
+        if op in (":+", "+"):
+            return arg if value else ""
+        return value or ""
+
+    parts = text.split("$$")
+    return "$".join(_COMPOSE_VAR.sub(substitute, part) for part in parts)
+
+
+def container_environment(compose: dict[str, Any], service: dict[str, Any], project: Path) -> dict[str, str]:
+    """The service's environment as its process sees it, with the paths it reads mapped onto
+    ``project``: a mounted ``/run/secrets/NAME`` to that secret's file, a bind mount's target
+    (the config) to its source. A path nothing is mounted at stays as it is (and is missing)."""
+    secrets = mounted_secrets(service)
+    defined = compose.get("secrets") or {}
+    binds = {m["target"]: m["source"] for m in mounts(service) if str(m["source"]).startswith((".", "/"))}
+    env = {}
+    for key, value in environment(service).items():
+        value = interpolate(value)
+        if value in secrets:
+            value = str(project / defined[secrets[value]]["file"])
+        elif value in binds:
+            value = str(project / binds[value])
+        env[key] = value
+    return env
+
+
+def load_as(name: str, env: dict[str, str]) -> Any:
+    """Load the settings the way service ``name``'s process does (its config from WRITEBACK_CONFIG)."""
+    from worker.runtime import load
+
+    return load(config_path=None, env=env, talks_to_crm=TALKS_TO_CRM[name])
+
+
+@pytest.fixture
+def first_start(tmp_path) -> Path:
+    """A project folder after the README's "before `docker compose up`" steps."""
+    project = tmp_path / "checkout"
+    project.mkdir()
+    follow_readme_steps(project, readme_first_start_steps())
+    return project
+
+
+def _distinct_nodes(root: yaml.Node) -> Iterator[yaml.Node]:
+    """Every node of a composed YAML document once: an alias is the node it names, not a copy."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        yield node
+        if isinstance(node, yaml.MappingNode):
+            stack.extend(item for pair in node.value for item in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+
+
+def test_one_image_is_built_once_for_every_app_service(services):
+    builders = sorted(name for name, service in services.items() if "build" in service)
+    assert len(builders) == 1, f"the image is built by {builders}: one `build:`, or each builds it again"
+    (builder,) = builders
+    assert builder in APP_SERVICES, builder
+    build = services[builder]["build"]
+    context = build if isinstance(build, str) else build.get("context", ".")
+    assert (ROOT / context).resolve() == ROOT and DOCKERFILE.is_file()
+    image = services[builder].get("image")
+    assert image, f"{builder} builds an image without naming it: the other services cannot run it"
+    for name in APP_SERVICES:
+        assert services[name].get("image") == image, f"{name} runs {services[name].get('image')}, not {image}"
+        if name != builder:
+            # Without it compose may pull a same-named image from a registry for this service.
+            assert services[name].get("pull_policy") == "never", f"{name}: pull_policy: never (built by {builder})"
+
+
+def test_each_crm_secret_is_declared_once_and_only_the_worker_gets_crm_secrets(compose, services):
+    worker = services["worker"]
+    worker_env = environment(worker)
+    needed = active_crm_variables()
+    assert needed, "the example config names no CRM credential"
+    crm_secrets = set()
+    for variable in sorted(needed):
+        path = worker_env.get(f"{variable}_FILE")
+        assert path, f"the worker lacks {variable}_FILE (the example config's ${{{variable}}})"
+        assert path in mounted_secrets(worker), f"{variable}_FILE={path} is not mounted in the worker"
+        crm_secrets.add(mounted_secrets(worker)[path])
+
+    # Declared once: one mapping key per variable, one list entry and one definition per secret,
+    # however many services an alias carries them into.
+    nodes = list(_distinct_nodes(yaml.compose(COMPOSE_FILE.read_text(encoding="utf-8"))))
+    keys = [key for node in nodes if isinstance(node, yaml.MappingNode) for key, _ in node.value]
+    for variable in needed:
+        found = [key for key in keys if key.value == f"{variable}_FILE"]
+        assert len(found) == 1, f"{variable}_FILE is declared {len(found)} times (lines {[k.start_mark.line + 1 for k in found]})"
+    secret_lists = [value for node in nodes if isinstance(node, yaml.MappingNode)
+                    for key, value in node.value if key.value == "secrets" and isinstance(value, yaml.SequenceNode)]
+    for secret in crm_secrets:
+        entries = {id(entry) for sequence in secret_lists for entry in sequence.value
+                   if (entry.value if isinstance(entry, yaml.ScalarNode) else
+                       next((v.value for k, v in entry.value if k.value == "source"), None)) == secret}
+        assert len(entries) == 1, f"secret {secret} is listed {len(entries)} times: declare it once (an x- anchor)"
+        assert len([key for key in keys if key.value == secret]) == 1, f"secret {secret}: one definition"
+
+    # Only the processes that talk to a CRM get a CRM's credentials, in any form.
+    crm_names = crm_variables() | needed
+    for name, service in services.items():
+        if TALKS_TO_CRM.get(name):
+            continue
+        given = sorted(key for key in environment(service) if key.removesuffix("_FILE") in crm_names)
+        assert not given, f"{name} talks to no CRM but gets {given}"
+        mounted = sorted(crm_secrets & set(mounted_secrets(service).values()))
+        assert not mounted, f"{name} talks to no CRM but mounts {mounted}"
+
+
+def test_the_webhook_port_is_published_on_loopback_only(services):
+    ports = services["webhook"].get("ports") or []
+    assert ports, "the webhook publishes no port"
+    for entry in ports:
+        if isinstance(entry, dict):
+            host = str(entry.get("host_ip", ""))
+        else:
+            parts = str(entry).rsplit(":", 2)
+            host = parts[0] if len(parts) == 3 else ""
+        assert host == "127.0.0.1", f"webhook port {entry!r} is published on {host or 'every interface'}"
+
+
+def test_the_readme_steps_create_every_file_compose_reads(compose, services):
+    steps = readme_first_start_steps()
+    written = secret_files_written(steps)
+    for name, spec in (compose.get("secrets") or {}).items():
+        path = str(PurePosixPath(spec["file"]))
+        assert path in written, f"secret {name}: the README's steps do not create {spec['file']}"
+    copied = {words[2] for words in steps if words[0] == "cp"}
+    for name in APP_SERVICES:
+        for mount in mounts(services[name]):
+            if str(mount["source"]).startswith("."):
+                assert str(PurePosixPath(mount["source"])) in copied, f"{name} mounts {mount['source']}"
+    # The compose file repeats the steps in its header comment: the same secret files.
+    header = "\n".join(line.lstrip("# ") for line in COMPOSE_FILE.read_text(encoding="utf-8").splitlines()
+                       if line.startswith("#   printf "))
+    assert secret_files_written([shlex.split(line) for line in header.splitlines()]) == written
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_each_app_service_starts_the_first_time(compose, services, first_start, name):
+    """The README's steps, then the service's own environment and mounts: its settings load."""
+    from worker.errors import ConfigError
+
+    service = services[name]
+    env = container_environment(compose, service, first_start)
+    try:
+        settings = load_as(name, env)
+    except ConfigError as exc:
+        pytest.fail(f"{name} would crash-loop on its first start: {exc}")
+    assert settings.config_path and Path(settings.config_path).parent == first_start / "config"
+    assert settings.siro_api_token and settings.siro_api_token.get_secret_value() == shell_value("SIRO_TOKEN")
+    assert settings.database_url == f"postgresql://writeback:{shell_value('PG_PASSWORD')}@postgres:5432/writeback"
+    assert settings.broker_url.startswith("redis://redis:")
+    if name == "webhook":
+        assert settings.webhook_secret and settings.webhook_secret.get_secret_value() == shell_value("WEBHOOK_SECRET")
+    modes = {connection.display_name: connection.mode for connection in settings.config.connections}
+    assert modes and set(modes.values()) == {"shadow"}, f"{name} starts with {modes}, not in shadow mode"
+    if TALKS_TO_CRM[name]:
+        (salesforce,) = [c for c in settings.config.connections if c.connector == "salesforce"]
+        assert salesforce.options["access_token"] == shell_value("SALESFORCE_TOKEN")
+
+
+def test_without_the_crm_secret_only_the_worker_refuses_to_start(compose, services, first_start):
+    from worker.errors import ConfigError
+
+    worker = services["worker"]
+    for variable in active_crm_variables():
+        path = environment(worker).get(f"{variable}_FILE")
+        assert path in mounted_secrets(worker), f"the worker mounts no secret for {variable}_FILE"
+        (first_start / compose["secrets"][mounted_secrets(worker)[path]]["file"]).unlink(missing_ok=True)
+    with pytest.raises(ConfigError, match="SALESFORCE_ACCESS_TOKEN"):
+        load_as("worker", container_environment(compose, services["worker"], first_start))
+    for name in ("beat", "webhook"):
+        settings = load_as(name, container_environment(compose, services[name], first_start))
+        assert settings.config.connections, name
+
+
+def test_the_example_config_and_so_compose_start_in_shadow_mode(services):
+    text = EXAMPLE_CONFIG.read_text(encoding="utf-8")
+    connections = tomllib.loads(text).get("connections", [])
+    modes = {table.get("name", table.get("connector")): table.get("mode", "live") for table in connections}
+    assert modes and set(modes.values()) == {"shadow"}, f"the example config starts {modes}"
+    # The commented examples too: a user who uncomments one starts it in shadow mode.
+    blocks = re.split(r"(?m)^#?[ \t]*\[\[connections\]\][^\n]*\n", text)[1:]
+    assert len(blocks) > len(connections), "no commented connection example"
+    for block in blocks:
+        block = re.split(r"(?m)^#?[ \t]*\[(?!connections[.\]])", block)[0]
+        assert re.search(r'(?m)^#?[ \t]*mode[ \t]*=[ \t]*"shadow"', block), f"no mode = \"shadow\" in:\n{block}"
+    # What compose mounts is the copy the README's first step makes of this file.
+    cp = [words for words in readme_first_start_steps() if words[0] == "cp"]
+    assert [words[1:] for words in cp] == [["config/writeback.example.toml", "config/writeback.toml"]]
+    for name in APP_SERVICES:
+        assert any(PurePosixPath(m["source"]) == PurePosixPath("config/writeback.toml") for m in mounts(services[name]))

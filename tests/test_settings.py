@@ -518,3 +518,60 @@ def test_the_demo_defaults_load():
     env = {name: "https://x" for name in ("DEMO_HUBSPOT_TOKEN", "DEMO_HUBSPOT_URL", "DEMO_SALESFORCE_TOKEN",
                                           "DEMO_SALESFORCE_URL")}
     assert len(load_config_file(path, env).connections) == 2
+
+
+# -- a process's config, checked before any work (worker.runtime.load) ---------------------------
+
+
+def _connection_file(tmp_path, **keys):
+    lines = ["[[connections]]", 'connector = "hubspot"', 'name = "hs"', 'access_token = "${HS_TOKEN}"']
+    lines += [f"{key} = {value!r}".replace("'", '"') for key, value in keys.items()]
+    path = tmp_path / "writeback.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_a_process_that_talks_to_no_crm_loads_without_the_crm_secret(tmp_path):
+    from worker.runtime import load
+    from worker.settings import MissingSecret
+
+    path = _connection_file(tmp_path)
+    settings = load(config_path=path, env={}, talks_to_crm=False)
+    token = settings.config.connections[0].options["access_token"]
+    assert isinstance(token, MissingSecret) and token.variable == "HS_TOKEN"
+
+    with pytest.raises(ConfigError, match=r"config connections\[0\].access_token uses \$\{HS_TOKEN\} but HS_TOKEN"):
+        load(config_path=path, env={}, talks_to_crm=True)
+    assert load(config_path=path, env={"HS_TOKEN": "pat-na1-0000"}).config.connections[0].options[
+        "access_token"] == "pat-na1-0000"
+
+
+def test_a_connector_key_typo_fails_every_process_even_those_that_talk_to_no_crm(tmp_path):
+    from worker.runtime import load
+
+    path = _connection_file(tmp_path, apiurl="https://api.hubapi.com")
+    for talks_to_crm in (True, False):
+        with pytest.raises(ConfigError, match="connection 'hs': unknown key 'apiurl' for connector 'hubspot'"):
+            load(config_path=path, env={"HS_TOKEN": "pat-na1-0000"}, talks_to_crm=talks_to_crm)
+
+
+def test_an_option_the_connector_refuses_fails_where_the_connector_is_built(tmp_path):
+    from worker.runtime import load
+
+    path = _connection_file(tmp_path, api_url="ftp://nope")
+    with pytest.raises(ConfigError, match="'api_url' must be an http"):
+        load(config_path=path, env={"HS_TOKEN": "pat-na1-0000"})
+    load(config_path=path, env={}, talks_to_crm=False)  # beat builds no connector: its keys are fine
+
+
+def test_mode_and_allow_are_checked_like_any_key():
+    config = parse_config({"connections": [{"connector": "hubspot", "mode": "shadow",
+                                            "fields": {"allow": ["deals.amount"]}}]}, env={})
+    connection = config.connections[0]
+    assert connection.mode == "shadow" and connection.fields.allows("deals", "AMOUNT")
+    assert not connection.fields.allows("deals", "dealstage")
+    assert parse_config({"connections": [{"connector": "hubspot"}]}, env={}).connections[0].mode == "live"
+    with pytest.raises(ConfigError, match="mode"):
+        parse_config({"connections": [{"connector": "hubspot", "mode": "dry"}]}, env={})
+    with pytest.raises(ConfigError, match="allow entry 'amount' must be Object.Field"):
+        parse_config({"connections": [{"connector": "hubspot", "fields": {"allow": ["amount"]}}]}, env={})

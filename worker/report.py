@@ -116,6 +116,11 @@ class RecordingReport:
         return body
 
     @property
+    def connection(self) -> str | None:
+        """The connection the recording was written through, when it got that far."""
+        return next((line.connection for line in self.fields if line.connection), None)
+
+    @property
     def has_failures(self) -> bool:
         return self.status == Status.FAILED or any(line.outcome in FAILING for line in self.fields)
 

@@ -73,7 +73,8 @@ class Runtime:
         """The shared Redis (``WRITEBACK_REDIS_URL``), or None on an embedded broker."""
         if not self.uses_redis:
             return None
-        return self._get("redis", lambda: connect_redis(self.settings.redis_url, optional=self.redis_optional))
+        return self._get("redis", lambda: connect_redis(self.settings.redis_url, optional=self.redis_optional,
+                                                        named=self.settings.redis_named))
 
     @property
     def ledger(self) -> Ledger:
@@ -127,7 +128,8 @@ class Runtime:
                 max_retries=retry.max_retries, base_s=retry.base_s, max_s=retry.max_s
             )
             pipeline = Pipeline(
-                self.config, connectors=self.connectors, siro=self.siro, ledger=self.ledger, retry=retry_policy
+                self.config, connectors=self.connectors, siro=self.siro, ledger=self.ledger, retry=retry_policy,
+                log_refusals=self.in_task,
             )
             return pipeline
 
@@ -157,9 +159,10 @@ def siro_client(settings: Settings, shared_redis: Any = None, **options: Any) ->
         raise ConfigError(str(exc).replace("Siro API URL", "SIRO_API_URL")) from None
 
 
-def connect_redis(url: str, *, optional: bool = False):  # noqa: ANN201 - redis.Redis | None
+def connect_redis(url: str, *, optional: bool = False, named: bool = True):  # noqa: ANN201 - redis.Redis | None
     """The shared Redis at ``url``; None for a non-Redis URL (the embedded broker),
-    or, when ``optional``, when it does not answer (limits are then this process's own)."""
+    or, when ``optional``, when it does not answer (limits are then this process's own:
+    a warning when the user ``named`` that Redis, else the default was just not there)."""
     if not url.startswith(REDIS_SCHEMES):
         return None
     import redis
@@ -171,7 +174,8 @@ def connect_redis(url: str, *, optional: bool = False):  # noqa: ANN201 - redis.
         try:
             client.ping()
         except (redis.RedisError, OSError):
-            log.warning("Redis (WRITEBACK_REDIS_URL) does not answer: rate limits are this process's own")
+            (log.warning if named else log.debug)(
+                "Redis (WRITEBACK_REDIS_URL) does not answer: rate limits are this process's own")
             client.close()
             return None
     return client

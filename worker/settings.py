@@ -267,6 +267,9 @@ class Settings:
     webhook_secret: SecretStr | None = None
     redis_url: str = ""  # "": the broker URL (DESIGN §3)
     config: WritebackConfig = field(default_factory=WritebackConfig)
+    # Whether the user named a Redis (WRITEBACK_REDIS_URL or WRITEBACK_BROKER_URL) rather than
+    # leaving the default: only then is a Redis that does not answer worth a warning.
+    redis_named: bool = False
 
     def __post_init__(self) -> None:
         if not self.redis_url:
@@ -426,4 +429,6 @@ def load_settings(env: Mapping[str, str] | None = None, *, config_path: str | No
         webhook_secret=SecretStr(secret) if secret else None,
         redis_url=secret_from_env("WRITEBACK_REDIS_URL", env) or broker,
         config=config,
+        redis_named=any(env.get(name) or env.get(f"{name}_FILE")
+                        for name in ("WRITEBACK_REDIS_URL", "WRITEBACK_BROKER_URL")),
     )

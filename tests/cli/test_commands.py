@@ -3,68 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from simulators.siro import SiroState
-from simulators.tls import local_tls
+from tests.fixtures.cli import SF_SECRET_VAR, run
 
 pytestmark = pytest.mark.e2e  # every test runs `writeback` as a subprocess
 
 X = SiroState.extraction
-WRITEBACK = str(Path(sys.executable).parent / "writeback")
-SF_SECRET_VAR = "SF_ACCESS_TOKEN_FOR_TESTS"
-
-
-def run(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([WRITEBACK, *args], env=env, capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.fixture
-def cli_env(tmp_path, siro_server, salesforce_server, salesforce_token, salesforce_ids, redis_url):
-    config = tmp_path / "writeback.toml"
-    config.write_text(
-        f"""
-[[connections]]
-integration_connection_id = "*"
-connector = "salesforce"
-name = "sf"
-instance_url = "{salesforce_server.url}"
-access_token = "${{{SF_SECRET_VAR}}}"
-
-[retry]
-max_retries = 1
-base_s = 0.01
-max_s = 0.05
-"""
-    )
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(tmp_path),
-        "SIRO_API_URL": siro_server.url,
-        "SIRO_API_TOKEN": siro_server.token,
-        "WRITEBACK_CONFIG": str(config),
-        "WRITEBACK_DATABASE_URL": f"sqlite:///{tmp_path}/ledger.db",
-        "WRITEBACK_BROKER_URL": redis_url,  # the private one: shared rate limits live there
-        "REQUESTS_CA_BUNDLE": local_tls().ca_bundle,
-        SF_SECRET_VAR: salesforce_token,
-    }
-    return env
-
-
-@pytest.fixture
-def linked_recording(siro_server, salesforce_ids):
-    siro = siro_server.state
-    siro.add_recording("rec-cli", entity_extractions=[
-        X("Deal size", "21000", ("Opportunity", "Amount")),
-        X("Stage", "closed won", ("Opportunity", "StageName")),
-    ])
-    siro.link("rec-cli", integration_connection_id="ic-any", opportunity=salesforce_ids.opportunity)
-    return "rec-cli"
 
 
 def test_sync_json_writes_and_reports_every_field(cli_env, linked_recording, salesforce_state, salesforce_ids):
@@ -198,18 +145,3 @@ def test_check_exits_2_when_the_crm_rejects_the_token(cli_env, salesforce_state,
     assert result.returncode == 2
     assert "FAIL" in result.stdout
     assert cli_env[SF_SECRET_VAR] not in result.stdout + result.stderr
-
-
-def test_demo_runs_without_credentials(tmp_path):
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)}
-
-    result = subprocess.run([WRITEBACK, "demo"], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
-
-    assert result.returncode == 0, result.stderr
-    assert "written" in result.stdout
-    # The deployed path: webhooks in (one repeated, one forged), the worker, then a poll pass.
-    assert result.stdout.count("HTTP 202 enqueued") == 4
-    assert "the same event again: HTTP 200 duplicate; a wrong secret: HTTP 401" in result.stdout
-    poll_line = next(line for line in result.stdout.splitlines() if line.startswith("poll pass"))
-    assert " written" not in poll_line and poll_line.endswith("; 0 CRM write requests")
-    assert "Traceback" not in result.stderr

@@ -52,7 +52,7 @@ def test_upgrade_from_0001_keeps_the_data(database_url: str) -> None:
         before_attempts = ledger.attempts()
 
         ledger.migrate()
-        assert ledger.current_revision() == head_revision() == "0004"
+        assert ledger.current_revision() == head_revision() == "0005"
         assert [(r.id, r.recording_id, r.trigger, r.status, r.reason) for r in ledger.runs()] == before_runs
         assert ledger.runs()[0].recording_updated_at is None  # 0003's column, unknown for older runs
         assert ledger.attempts() == before_attempts
@@ -107,6 +107,7 @@ def test_dead_letter_upsert_counts_failures_and_keeps_the_first(ledger: Ledger) 
     # What `writeback failed --json` prints, key for key.
     assert first.to_json() == {
         "recording_id": "rec-1",
+        "connection": None,  # not given: the connection was never known
         "reason": "retries_exhausted",
         "error": "Salesforce HTTP 503",
         "trigger": "poll",
@@ -118,10 +119,11 @@ def test_dead_letter_upsert_counts_failures_and_keeps_the_first(ledger: Ledger) 
 
     time.sleep(0.01)
     ledger.add_dead_letter("rec-1", reason="auth", error="HubSpot session expired",
-                           trigger="retry", attempts=1)
+                           trigger="retry", attempts=1, connection="hubspot-main")
     again = ledger.dead_letter("rec-1")
     assert again is not None
     assert again.failures == 2
+    assert again.connection == "hubspot-main" and again.to_json()["connection"] == "hubspot-main"
     assert again.first_failed_at == first.first_failed_at
     assert again.last_failed_at > first.last_failed_at
     assert (again.reason, again.error, again.trigger, again.attempts) == (

@@ -583,11 +583,13 @@ def test_healthz_and_readyz_without_checks(webhook: Webhook) -> None:
 def test_readyz_reports_failed_checks(make_webhook: Callable[..., Webhook]) -> None:
     state: dict[str, str | None] = {"broker": None, "database": None}
     hook = make_webhook(ready=lambda: dict(state))
-    assert hook.http.get("/readyz").status_code == 200
+    healthy = hook.http.get("/readyz")
+    assert healthy.status_code == 200
+    assert healthy.json() == {"status": "ready", "checks": {"broker": "ok", "database": "ok"}}  # not null
     state["broker"] = "ConnectionError"
     response = hook.http.get("/readyz")
     assert response.status_code == 503
-    assert response.json() == {"status": "unready", "checks": {"broker": "ConnectionError", "database": None}}
+    assert response.json() == {"status": "unready", "checks": {"broker": "ConnectionError", "database": "ok"}}
     assert hook.http.get("/healthz").status_code == 200
 
 

@@ -50,7 +50,7 @@ def _run(args) -> int:  # noqa: ANN001 - argparse.Namespace
     if args.command == "demo":
         from worker.cli.demo import run_demo
 
-        return run_demo(as_json=args.json)
+        return run_demo(as_json=args.json, keep=args.keep)
     from worker.logs import install_redaction
     from worker.runtime import load
 

@@ -28,13 +28,16 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--dry-run", action="store_true", help="read and plan, write nothing")
     sync.add_argument("--json", action="store_true", help="print one JSON object")
 
-    check = add("check", "validate the config and credentials (Siro, each CRM's schema)")
+    check = add("check", "validate the config and credentials (Siro; each CRM's schema and the config's rules)")
     check.add_argument("--json", action="store_true", help="print one JSON object")
 
     _service_commands(add)
 
     demo = add("demo", "the whole service on local simulators, no credentials")
     demo.add_argument("--json", action="store_true", help="print the reports as JSON lines")
+    demo.add_argument("--keep", nargs="?", const="", metavar="PATH",
+                      help="keep the ledger (SQLite) at PATH, or at a new file in the temporary folder; "
+                           "by default it is deleted on exit")
     return parser
 
 

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from worker.cli.exits import EXIT_FAILED, EXIT_OK
-from worker.cli.render import summarize
+from worker.cli.render import render_report, summarize, terminal
 from worker.errors import (
     NEEDS_A_FIX,
     BrokerUnavailable,
@@ -80,7 +80,7 @@ class _Pages:
                 errors = sorted({line.reason for line in report.fields if line.outcome == "failed" and line.reason})
                 self.rt.ledger.add_dead_letter(report.recording_id, reason=reason,
                                                error="; ".join(errors)[:500] or reason, trigger=self.trigger,
-                                               attempts=1)
+                                               attempts=1, connection=report.connection)
 
     def summary(self) -> str:
         return summarize(self.reports) or "nothing planned"
@@ -125,6 +125,7 @@ def _backfill(args: argparse.Namespace, rt: Runtime) -> int:
                           on_page=on_page)
     body = result.to_json()
     body.pop("watermark", None)  # backfill never moves it
+    _show_reports(pages.reports, as_json=args.json, dry_run=args.dry_run)
     if args.json:
         print(json.dumps(body))
     else:
@@ -138,6 +139,18 @@ def _backfill(args: argparse.Namespace, rt: Runtime) -> int:
     return EXIT_FAILED if pages.failed else EXIT_OK
 
 
+def _show_reports(reports: Sequence[RecordingReport], *, as_json: bool, dry_run: bool) -> None:
+    """What a pass written (or planned) here did, recording by recording: a table each, or a JSON
+    report a line (the pass's own summary object comes last)."""
+    if as_json:
+        for report in reports:
+            print(json.dumps(report.to_json(), ensure_ascii=False))
+        return
+    console = terminal()
+    for report in reports:
+        render_report(console, report, dry_run=dry_run)
+
+
 def _failed(args: argparse.Namespace, rt: Runtime) -> int:
     letters = rt.ledger.dead_letters()
     if args.json:
@@ -146,9 +159,9 @@ def _failed(args: argparse.Namespace, rt: Runtime) -> int:
     if not letters:
         print("the dead-letter list is empty")
         return EXIT_OK
-    table = Table("recording", "reason", "attempts", "failures", "last failed", "trigger", "error")
+    table = Table("recording", "connection", "reason", "attempts", "failures", "last failed", "trigger", "error")
     for row in letters:
-        table.add_row(row.recording_id, row.reason, str(row.attempts), str(row.failures),
+        table.add_row(row.recording_id, row.connection or "", row.reason, str(row.attempts), str(row.failures),
                       _jsonable(row.last_failed_at), row.trigger, row.error or "")
     console = Console()
     if not console.is_terminal:

@@ -14,7 +14,7 @@ from contextlib import ExitStack
 
 from worker.cli.exits import exit_code
 from worker.cli.render import render_report, terminal
-from worker.errors import CredentialError, Reason
+from worker.errors import ConfigError, CredentialError, Reason
 from worker.pipeline.runner import Pipeline
 from worker.report import RecordingReport, Status
 from worker.runtime import Runtime
@@ -34,8 +34,8 @@ def sync(settings: Settings, recording_id: str, *, dry_run: bool, as_json: bool)
         pipeline = open_pipeline(settings, stack)
         try:
             report = pipeline.sync(recording_id, dry_run=dry_run)
-        except CredentialError:
-            raise  # Siro rejected the token: exit 2
+        except (CredentialError, ConfigError):
+            raise  # Siro rejected the token, or SIRO_API_URL is not Siro: exit 2
         except SiroError as exc:
             report = RecordingReport.because(recording_id, Status.FAILED, Reason.SIRO, str(exc))
     if as_json:

@@ -44,7 +44,8 @@ class DeadLetters(Database):
     """The dead-letter list."""
 
     def add_dead_letter(
-        self, recording_id: str, *, reason: str, error: str, trigger: str, attempts: int
+        self, recording_id: str, *, reason: str, error: str, trigger: str, attempts: int,
+        connection: str | None = None,
     ) -> None:
         """Put a recording on the dead-letter list, or count one more failure.
 
@@ -52,7 +53,8 @@ class DeadLetters(Database):
         ``error`` a message that becomes one line (whitespace collapsed, cut at
         1000 characters, ``Bearer`` tokens and the database password masked:
         still, pass messages that never held a secret), ``trigger`` what
-        started the failed task, ``attempts`` how many task attempts it spent.
+        started the failed task, ``attempts`` how many task attempts it spent,
+        ``connection`` the connection it failed on when known.
         A recording already listed keeps its ``first_failed_at``; its
         ``failures`` goes up by one and the other columns take the new values.
         One atomic upsert: concurrent calls from several processes all count.
@@ -62,6 +64,7 @@ class DeadLetters(Database):
         stmt = self._upsert(DeadLetter).values(
             recording_id=recording_id, reason=reason, error=one_line(_BEARER.sub(r"\1***", self._redact(error))),
             trigger=trigger, attempts=attempts, failures=1, first_failed_at=now, last_failed_at=now,
+            connection=connection,
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=[DeadLetter.recording_id],
@@ -70,6 +73,7 @@ class DeadLetters(Database):
                 "error": stmt.excluded.error,
                 "trigger": stmt.excluded.trigger,
                 "attempts": stmt.excluded.attempts,
+                "connection": stmt.excluded.connection,
                 "failures": DeadLetter.failures + 1,
                 "last_failed_at": stmt.excluded.last_failed_at,
             },

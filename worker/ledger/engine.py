@@ -180,8 +180,14 @@ class Database:
             raise LedgerError(f"invalid ledger database URL: {redactor(None)(str(exc))}") from None
         self._redact = redactor(self._url)
         self.display_url = self._url.render_as_string(hide_password=True)
+        self.dialect_name = self._url.get_backend_name()
         try:
             self._engine = create_ledger_engine(self._url, **engine_options)
+        except ImportError as exc:  # the database's driver is not installed
+            extra = " (pip install 'siro-writeback[postgres]')" if self.dialect_name == "postgresql" else ""
+            driver = getattr(exc, "name", None) or self._url.get_driver_name()
+            raise LedgerError(f"cannot use ledger database {self.display_url}: its driver {driver!r} "
+                              f"is not installed{extra}") from None
         except Exception as exc:
             raise LedgerError(
                 f"cannot use ledger database {self.display_url}: "

@@ -144,17 +144,19 @@ class DeadLetterRow:
     failures: int
     first_failed_at: datetime
     last_failed_at: datetime
+    connection: str | None = None  # the connection it failed on, when known
 
     @classmethod
     def of(cls, row: Any) -> DeadLetterRow:
         """From a ``dead_letters`` result row."""
         return cls(row.recording_id, row.reason, row.error, row.trigger, row.attempts, row.failures,
-                   row.first_failed_at, row.last_failed_at)
+                   row.first_failed_at, row.last_failed_at, getattr(row, "connection", None))
 
     def to_json(self) -> dict[str, Any]:
         """What ``writeback failed --json`` prints for it (datetimes in ISO 8601)."""
         return {
             "recording_id": self.recording_id,
+            "connection": self.connection,
             "reason": self.reason,
             "error": self.error,
             "trigger": self.trigger,

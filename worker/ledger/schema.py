@@ -210,6 +210,8 @@ class DeadLetter(Base):
 
     recording_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     reason: Mapped[str] = mapped_column(String(64))
+    # The connection it failed on (revision 0005); null when never known.
+    connection: Mapped[str | None] = mapped_column(String(255))
     error: Mapped[str] = mapped_column(Text)
     trigger: Mapped[str] = mapped_column(String(32))
     attempts: Mapped[int] = mapped_column(Integer)

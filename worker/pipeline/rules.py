@@ -30,7 +30,7 @@ def unknown_entries(connection: ConnectionConfig, connector: Connector,
                     model_map: Mapping[str, ModelTarget]) -> list[str]:
     """One line per entry whose object or field the CRM does not have (empty: all known)."""
     problems = []
-    objects = sorted({alias for alias in model_map} | {t.object for t in model_map.values() if t.object})
+    objects = [target.object for target in model_map.values() if target.object]  # what a guess may suggest
     for kind, entry in connection.fields.entries():
         object_part, _, field_part = entry.strip().partition(".")
         target = model_map.get(object_part.strip().casefold())
@@ -60,6 +60,6 @@ def _unknown(connector: Connector, object_name: str, field_name: str | None, obj
 
 def _guess(name: str, known: Iterable[str]) -> str:
     """`` (did you mean 'Amount'?)`` when one known name is close, else nothing."""
-    by_fold = {candidate.casefold(): candidate for candidate in known}
+    by_fold = {candidate.casefold(): candidate for candidate in known if candidate.casefold() != name.casefold()}
     close = difflib.get_close_matches(name.casefold(), list(by_fold), n=1, cutoff=0.8)
     return f" (did you mean {by_fold[close[0]]!r}?)" if close else ""

@@ -58,7 +58,10 @@ class Pipeline:
         siro: SiroClient | None = None,
         ledger=None,  # noqa: ANN001 - worker.ledger.Ledger | None
         retry: RetryPolicy | None = None,
+        log_refusals: bool = True,
     ) -> None:
+        """``log_refusals``: log a connection refused for its config as an error (a worker's log is
+        where an operator looks; the CLI says it in its own one line instead)."""
         self.config = config
         self.connectors = connectors
         self.siro = siro
@@ -67,6 +70,7 @@ class Pipeline:
         )
         self.writer = Writer(connectors, ledger, self.retry)
         self._rule_problems: dict[str, list[str]] = {}  # per connection, once checked (``rules``)
+        self.log_refusals = log_refusals
 
     @property
     def ledger(self):  # noqa: ANN201 - worker.ledger.Ledger | None
@@ -178,7 +182,7 @@ class Pipeline:
                 for change in changes:
                     change.fail(exc)
                 return True
-            if problems:
+            if problems and self.log_refusals:
                 log.error("connection %r: %s; nothing is written on it until the config is fixed", name,
                           "; ".join(problems))
             self._rule_problems[name] = problems

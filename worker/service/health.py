@@ -7,6 +7,7 @@ secrets: the kind of error, never its text (which may carry a URL's password).
 
 from __future__ import annotations
 
+from worker.errors import ConfigError
 from worker.runtime import Runtime
 
 
@@ -33,6 +34,10 @@ def _database(rt: Runtime) -> str | None:
     try:
         with rt.ledger.engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
+    except ConfigError as exc:
+        # Not a database that is down, one this process cannot use (a driver not installed, a
+        # malformed URL): the ledger's messages say which, never with the password.
+        return str(exc)
     except Exception as exc:
         return f"unreachable ({type(exc).__name__})"
     return None

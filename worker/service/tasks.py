@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import random
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack
 from typing import Any
 
@@ -166,6 +166,9 @@ def process_recording(self: Task, recording_id: str, trigger: str = "webhook", r
         except RETRY_LATER as exc:
             _again(self, rt, [recording_id], exc, getattr(exc, "retry_after", None), trigger, retry)
             return {"recordingId": recording_id, "status": "failed", "reason": Reason.RETRIES_EXHAUSTED}
+        except ConfigError as exc:  # SIRO_API_URL is not Siro: replayable once fixed (writeback retry)
+            _bury(rt, [recording_id], Reason.CONFIG, exc, trigger, attempts=self.request.retries + 1, task=self)
+            return {"recordingId": recording_id, "status": "failed", "reason": Reason.CONFIG}
         except SiroError as exc:  # a 4xx or an unusable answer that retrying will not change: keep it visible
             _bury(rt, [recording_id], Reason.SIRO_ERROR, exc, trigger, attempts=self.request.retries + 1, task=self)
             return {"recordingId": recording_id, "status": "failed", "reason": Reason.SIRO_ERROR}
@@ -283,11 +286,12 @@ def _settle(
     """Dead-letter, retry or clear each recording by its report (``unavailable``: Siro did not serve them)."""
     waiting: list[str] = list(unavailable)
     reasons: set[str] = {"Siro unavailable"} if unavailable else set()
+    connections = {report.recording_id: report.connection for report in reports}
     for report in reports:
         if report.code in NEEDS_A_FIX:
             error = "the CRM rejected the credentials" if report.code is Reason.AUTH else report.reason or ""
             _bury(rt, [report.recording_id], report.code, error, trigger, attempts=self.request.retries + 1,
-                  task=self)
+                  task=self, connections=connections)
         elif report.transient:
             waiting.append(report.recording_id)
             reasons.update(line.reason for line in report.fields if line.reason and line.outcome == "failed")
@@ -298,7 +302,7 @@ def _settle(
             _clear(rt, report.recording_id)
     if waiting:
         error = "; ".join(sorted(reasons))[:500] or "transient failure"
-        _again(self, rt, waiting, error, retry_after, trigger, retry_kwargs(waiting))
+        _again(self, rt, waiting, error, retry_after, trigger, retry_kwargs(waiting), connections=connections)
 
 
 def _again(
@@ -309,13 +313,16 @@ def _again(
     retry_after: float | None,
     trigger: str,
     kwargs: dict[str, Any],
+    *,
+    connections: Mapping[str, str | None] | None = None,
 ) -> None:
     """Retry the task for ``recording_ids`` later (raises ``Retry``), or, when its
     retries are spent, put them on the dead-letter list (returns)."""
     attempts = self.request.retries
     policy = rt.config.retry
     if attempts >= policy.max_retries:
-        _bury(rt, recording_ids, Reason.RETRIES_EXHAUSTED, error, trigger, attempts=attempts + 1, task=self)
+        _bury(rt, recording_ids, Reason.RETRIES_EXHAUSTED, error, trigger, attempts=attempts + 1, task=self,
+              connections=connections)
         return
     # Capped at max_s, Retry-After included: a countdown past the visibility timeout would run twice.
     countdown = full_jitter(attempts, policy.base_s, policy.max_s, retry_after)
@@ -351,12 +358,14 @@ def _bury(
     *,
     attempts: int,
     task: Task | None = None,
+    connections: Mapping[str, str | None] | None = None,
 ) -> None:
+    """``connections``: the connection each recording failed on, when known (``writeback failed`` shows it)."""
     for recording_id in recording_ids:
         log.error("recording %s goes on the dead-letter list (%s): %s", recording_id, reason, _one_line(error))
         try:
             rt.ledger.add_dead_letter(recording_id, reason=reason, error=_one_line(error), trigger=trigger,
-                                      attempts=attempts)
+                                      attempts=attempts, connection=(connections or {}).get(recording_id))
         except LedgerUnavailable:
             if task is None:
                 raise

@@ -344,8 +344,9 @@ async def _readiness(ready: Ready | None, redactor: Any) -> JSONResponse:
         checks = dict(await run_in_threadpool(ready))
     except Exception as exc:  # noqa: BLE001
         checks = {"ready": f"check failed: {type(exc).__name__}"}
-    checks = {name: None if problem is None else redactor.redact(str(problem)) for name, problem in checks.items()}
     fine = all(problem is None for problem in checks.values())
+    # "ok" for a check that passed, as `writeback ready` prints it; the problem's short reason otherwise.
+    checks = {name: "ok" if problem is None else redactor.redact(str(problem)) for name, problem in checks.items()}
     body = {"status": "ready" if fine else "unready", "checks": checks}
     return JSONResponse(body, status_code=200 if fine else 503)
 

@@ -48,6 +48,7 @@ from worker.limits.limiters import SlidingWindowRateLimiter
 from worker.siro.errors import (  # noqa: F401 - the client's errors, importable from here too
     RecordingNotFound,
     SiroAuthError,
+    SiroEndpointError,
     SiroError,
     SiroProtocolError,
     SiroRequestError,
@@ -348,61 +349,59 @@ class SiroClient:
             self.rate_limiter.acquire()
             with self._count_lock:
                 self._count += 1
-            retry_after: float | None = None
             status: int | None = None
             try:
                 response = self._http.get(url, params=params)
             except httpx.TimeoutException as exc:
-                reason = f"timeout ({type(exc).__name__})"
+                reason, retry_after = f"timeout ({type(exc).__name__})", None
             except httpx.TransportError as exc:
                 detail = " ".join(str(exc).split())[:120].replace(self._token.reveal(), "***")
                 reason = f"network error ({type(exc).__name__}{': ' + detail if detail else ''})"
+                retry_after = None
             else:
                 status = response.status_code
                 if 200 <= status < 300:
-                    try:
-                        return response.json()
-                    except ValueError:
-                        raise SiroProtocolError(
-                            f"Siro answered HTTP {status} with a body that is not JSON: {self._excerpt(response)!r}",
-                            path,
-                        ) from None
-                if status in (401, 403):
-                    raise SiroAuthError(status, path)
-                if status == 404 and recording_id is not None:
-                    raise RecordingNotFound(recording_id)
-                if status in (408, 429) or status >= 500:
-                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                    reason = f"HTTP {status}"
-                else:
-                    raise SiroRequestError(status, self._excerpt(response), path)
-
-            if attempt >= self.max_retries:
-                raise SiroUnavailable(reason, attempts=attempt + 1, status=status, retry_after=retry_after, url=path)
-            if retry_after is not None:
-                if retry_after > self.retry_after_max:
-                    # Sleeping this long inside a worker would block it: hand
-                    # the wait to the caller (the task queue schedules it).
-                    raise SiroUnavailable(
-                        f"{reason}, Retry-After {retry_after:g}s exceeds retry_after_max",
-                        attempts=attempt + 1,
-                        status=status,
-                        retry_after=retry_after,
-                        url=path,
-                    )
-                delay = retry_after
-            else:
-                delay = self._backoff(attempt)
-            log.info(
-                "Siro %s on %s (attempt %d of %d); retrying in %.2fs",
-                reason,
-                path,
-                attempt + 1,
-                self.max_retries + 1,
-                delay,
-            )
-            self._sleep(delay)
+                    return self._json(response, path)
+                reason, retry_after = self._refusal(response, path, recording_id)
+            self._wait_to_retry(attempt, reason, status, retry_after, path)
             attempt += 1
+
+    def _json(self, response: httpx.Response, path: str) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise SiroProtocolError(f"Siro answered HTTP {response.status_code} with a body that is not JSON: "
+                                    f"{self._excerpt(response)!r}", path) from None
+
+    def _refusal(self, response: httpx.Response, path: str, recording_id: str | None) -> tuple[str, float | None]:
+        """Raise for an answer retrying will not change; else (reason, Retry-After) to retry after."""
+        status = response.status_code
+        if status in (401, 403):
+            raise SiroAuthError(status, path)
+        if status == 404 and not _siro_error(response):
+            # Not Siro's own "no such recording": a wrong SIRO_API_URL (a proxy's or another API's 404).
+            raise SiroEndpointError(self.base_url, path, self._excerpt(response))
+        if status == 404 and recording_id is not None:
+            raise RecordingNotFound(recording_id)
+        if status in (408, 429) or status >= 500:
+            return f"HTTP {status}", parse_retry_after(response.headers.get("Retry-After"))
+        raise SiroRequestError(status, self._excerpt(response), path)
+
+    def _wait_to_retry(self, attempt: int, reason: str, status: int | None, retry_after: float | None,
+                       path: str) -> None:
+        """Sleep before the next attempt, or raise ``SiroUnavailable`` when none is left (or the wait
+        Siro asks for is the caller's to schedule)."""
+        if attempt >= self.max_retries:
+            raise SiroUnavailable(reason, attempts=attempt + 1, status=status, retry_after=retry_after, url=path)
+        if retry_after is not None and retry_after > self.retry_after_max:
+            # Sleeping this long inside a worker would block it: hand
+            # the wait to the caller (the task queue schedules it).
+            raise SiroUnavailable(f"{reason}, Retry-After {retry_after:g}s exceeds retry_after_max",
+                                  attempts=attempt + 1, status=status, retry_after=retry_after, url=path)
+        delay = retry_after if retry_after is not None else self._backoff(attempt)
+        log.info("Siro %s on %s (attempt %d of %d); retrying in %.2fs", reason, path, attempt + 1,
+                 self.max_retries + 1, delay)
+        self._sleep(delay)
 
     def _excerpt(self, response: httpx.Response) -> str:
         try:
@@ -423,3 +422,12 @@ class SiroClient:
     @staticmethod
     def _log_response(response: httpx.Response) -> None:
         log.debug("Siro response %s %s -> %d", response.request.method, response.request.url, response.status_code)
+
+
+def _siro_error(response: httpx.Response) -> bool:
+    """Whether an error answer is Siro's own: a JSON object ``{"error": ..., "message": ...}``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and isinstance(body.get("error"), str)

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.errors import CredentialError, PermanentError, Unavailable, WritebackError
+from worker.errors import (
+    ConfigError,
+    CredentialError,
+    PermanentError,
+    Unavailable,
+    WritebackError,
+)
 
 
 class SiroError(WritebackError):
@@ -89,4 +95,15 @@ class SiroUnavailable(SiroError, Unavailable):
             retry_after=retry_after,
             url=url,
             reason=reason,
+        )
+
+
+class SiroEndpointError(SiroError, ConfigError):
+    """A 404 that is not Siro's own answer: ``SIRO_API_URL`` does not point at Siro's external API."""
+
+    def __init__(self, base_url: str, url: str = "", body_excerpt: str = "") -> None:
+        super().__init__(
+            f"SIRO_API_URL ({base_url}) does not look like Siro's external API: {url or 'it'} answered 404 "
+            f"without Siro's JSON error{': ' + body_excerpt[:80] if body_excerpt else ''}",
+            base_url=base_url, url=url, body_excerpt=body_excerpt,
         )
