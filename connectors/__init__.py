@@ -7,8 +7,10 @@ same way, through the entry point group ``siro_writeback.connectors``; see
 
 from connectors.base import (
     AuthError,
+    ConfigError,
     Connector,
     ConnectorError,
+    CredentialError,
     FieldError,
     FieldSchema,
     FieldType,
@@ -19,12 +21,16 @@ from connectors.base import (
     RecordState,
     RecordWrite,
     RecordWriteResult,
+    SoftTimeLimit,
     TransientError,
     UnknownObject,
+    WritebackError,
 )
 
 __all__ = [
     "AuthError",
+    "ConfigError",
+    "CredentialError",
     "Connector",
     "ConnectorError",
     "FieldError",
@@ -37,6 +43,8 @@ __all__ = [
     "RecordState",
     "RecordWrite",
     "RecordWriteResult",
+    "SoftTimeLimit",
     "TransientError",
     "UnknownObject",
+    "WritebackError",
 ]

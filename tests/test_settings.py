@@ -575,3 +575,11 @@ def test_mode_and_allow_are_checked_like_any_key():
         parse_config({"connections": [{"connector": "hubspot", "mode": "dry"}]}, env={})
     with pytest.raises(ConfigError, match="allow entry 'amount' must be Object.Field"):
         parse_config({"connections": [{"connector": "hubspot", "fields": {"allow": ["amount"]}}]}, env={})
+
+
+@pytest.mark.parametrize("entry", ["Opportunity. Amount", "Opportunity .Amount", "Opp ortunity.Amount"])
+def test_a_rule_entry_with_spaces_inside_is_refused_rather_than_matching_nothing(entry):
+    """``deny = ["Opportunity. Amount"]`` would deny nothing, and the field would be written."""
+    for rules in ({"deny": [entry]}, {"allow": [entry]}, {"policy": {entry: "fill_empty"}}):
+        with pytest.raises(ConfigError, match="without spaces"):
+            parse_config({"connections": [{"connector": "hubspot", "fields": rules}]}, env={})

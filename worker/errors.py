@@ -62,6 +62,10 @@ class BrokerUnavailable(Unavailable):
     """The broker did not take a task (the webhook answers 503, the CLI exits 1)."""
 
 
+#: How a process ends (DESIGN §3): nothing failed; something failed (a field, a dependency); a usage,
+#: config or credential error, said in one line. The CLI, ``celery -A worker`` and the worker's start check.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
 #: What a task retries later: a transient failure, or its soft time limit (what was written is
 #: ``unchanged`` next time).
 RETRY_LATER: tuple[type[BaseException], ...] = (TransientError, SoftTimeLimit)
@@ -98,6 +102,9 @@ NEEDS_A_FIX = frozenset({Reason.AUTH, Reason.CONFIG})
 
 
 __all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
     "NEEDS_A_FIX",
     "RETRY_LATER",
     "AuthError",

@@ -30,6 +30,7 @@ import logging
 import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from worker.settings import looks_secret
 
@@ -113,11 +114,16 @@ class RedactingFilter(logging.Filter):
 
 
 def secrets_of(settings) -> list[str]:  # noqa: ANN001 - avoids an import cycle with settings
-    """The settings' secrets: the Siro token, the webhook secret, each connection's secret-looking options."""
+    """The settings' secrets: the Siro token, the webhook secret, the passwords of the database,
+    broker and Redis URLs, and each connection's secret-looking options."""
     found: list[str] = []
     for value in (settings.siro_api_token, settings.webhook_secret):
         if value is not None:
             found.append(value.get_secret_value())
+    for url in (settings.database_url, settings.broker_url, settings.redis_url):
+        password = urlsplit(url).password if "://" in url else None
+        if password:
+            found += [password, unquote(password)]
     for connection in settings.config.connections:
         for key, value in connection.options.items():
             if isinstance(value, str) and looks_secret(key):

@@ -106,6 +106,9 @@ def _check_object_field(what: str, entry: str) -> None:
     object_name, dot, field_name = entry.strip().partition(".")
     if not (dot and object_name.strip() and field_name.strip()):
         raise ValueError(f"{what} entry {entry!r} must be Object.Field")
+    if any(part != part.strip() or " " in part for part in (object_name, field_name)):
+        # "Opportunity. Amount" would match no field, so it would deny (or protect) nothing.
+        raise ValueError(f"{what} entry {entry!r} must be Object.Field, without spaces")
 
 
 class RateLimit(_Strict):

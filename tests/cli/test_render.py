@@ -126,3 +126,20 @@ def test_terminal_width_follows_columns_when_not_a_terminal(monkeypatch):
     assert terminal().width == 160  # logs and pipes: no guessed 80
     monkeypatch.setenv("COLUMNS", "80")
     assert terminal().width == 80
+
+
+def test_reasons_and_titles_are_printed_as_written_never_as_markup():
+    """A reason is text from a CRM or a config entry: ``[/x]`` or ``[bold]`` in it is shown, not
+    interpreted (it raised MarkupError with a traceback, or was silently dropped)."""
+    from rich.console import Console
+
+    from worker.cli.render import render_report
+    from worker.report import FieldReport, Outcome, RecordingReport, Status
+
+    reason = "config: deny entry '[/x]Opp.[bold]Amount'"
+    line = FieldReport("crm", "Opportunity", "006A", "Amount", 1, None, Outcome.FAILED, "[red]refused[/red]", None)
+    console = Console(width=120, record=True)
+    render_report(console, RecordingReport("rec-1", Status.FAILED, [], reason=reason))
+    render_report(console, RecordingReport("rec-2", Status.FAILED, [line], reason=reason))
+    text = console.export_text()
+    assert text.count("[/x]Opp.[bold]Amount") == 2 and "[red]refused[/red]" in text

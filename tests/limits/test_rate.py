@@ -257,30 +257,6 @@ def test_the_lease_of_a_killed_holder_expires(client, redis_url):
         assert client.zcard(key) == 1
 
 
-def test_local_concurrency_limiter_across_threads():
-    limiter = ConcurrencyLimiter(3)
-    inside = peak = 0
-    lock = threading.Lock()
-
-    def work() -> None:
-        nonlocal inside, peak
-        for _ in range(5):
-            with limiter.slot():
-                with lock:
-                    inside += 1
-                    peak = max(peak, inside)
-                time.sleep(0.005)
-                with lock:
-                    inside -= 1
-
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert peak <= 3 and inside == 0
-
-
 # ----------------------------------------------------------------- gate
 
 

@@ -14,7 +14,7 @@ from tests.fixtures.memory_crm import (
     memory_connection,
     recording,
 )
-from worker.errors import Reason, TransientError
+from worker.errors import PermanentError, Reason, TransientError
 from worker.pipeline.connector_pool import ConnectorPool
 from worker.pipeline.rules import unknown_entries
 from worker.pipeline.runner import SHADOW
@@ -114,3 +114,18 @@ def test_shadow_mode_reads_decides_and_records_but_sends_nothing(memory_crm, mak
     live = make_memory_pipeline(memory_crm, database, mode="live", fields={})
     again = live.process([deal()])[0]  # the same version: not stale, written now
     assert outcomes(again) == {"Amount": ("written", None), "NextStep": ("written", None)}
+
+
+def test_rules_that_cannot_be_checked_are_not_trusted(memory_crm, make_memory_pipeline):
+    """A permanent refusal while checking (a 403 on an object the rules name): nothing is written,
+    the recording fails as ``config``, and the check is not repeated for every batch."""
+    pipeline = make_memory_pipeline(memory_crm, fields={"deny": ["Account.Industry"]})
+    memory_crm.fail_next("schema", PermanentError("403 MISSING_SCOPES for Account"))
+
+    first, second = pipeline.process([deal("rec-1")]), pipeline.process([deal("rec-2")])
+
+    for (report,) in (first, second):
+        assert (report.status, report.code) == (Status.FAILED, Reason.CONFIG)
+        assert "the rules could not be checked against the CRM: 403 MISSING_SCOPES" in report.reason
+    assert memory_crm.writes() == []
+    assert [r.kind for r in memory_crm.requests] == ["schema"]  # asked once, remembered

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.fixtures.processes import wait_for
+from tests.fixtures.processes import ServiceProcesses, wait_for
 from tests.fixtures.service import World, post
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -50,6 +50,18 @@ def test_a_misspelt_connector_key_stops_every_process_before_any_work(world_fact
     world.wait_for_runs(["rec-typo"])
     assert world.outcomes("rec-typo") == {"amount": "written", "dealstage": "written"}
     assert world.hubspot.get_record("deals", deal)["amount"] == "2500"
+
+
+def test_a_worker_without_what_it_needs_to_work_does_not_start(world_factory) -> None:
+    """No Siro token, or no [[connections]]: before, the worker started and failed every task."""
+    world: World = world_factory()
+    env = {key: value for key, value in world.processes.env.items() if key != "SIRO_API_TOKEN"}
+    code, output = ServiceProcesses(world.processes.folder, env).exit_of("worker")
+    assert code == 2 and "SIRO_API_TOKEN is not set" in one_line(output)
+
+    world.write_config(connections=[])
+    code, output = world.processes.exit_of("worker")
+    assert code == 2 and "no [[connections]] configured" in one_line(output)
 
 
 def test_a_misspelt_deny_entry_writes_nothing_until_fixed_and_says_which(world_factory) -> None:

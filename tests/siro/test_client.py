@@ -32,6 +32,7 @@ from worker.siro.client import (
     SlidingWindowRateLimiter,
     format_siro_datetime,
 )
+from worker.siro.errors import SiroEndpointError
 
 UTC = dt.UTC
 T0 = dt.datetime(2024, 6, 13, 4, 0, 0, tzinfo=UTC)
@@ -345,7 +346,8 @@ def test_not_found_and_auth_errors(siro_server: SiroServer, siro_client: SiroCli
     with pytest.raises(SiroAuthError) as forbidden:
         siro_client.list_recordings()
     assert forbidden.value.status == 403
-    assert siro_client.request_count == 2 and bad.request_count == 2  # never retried
+    # Never retried; the first 404 of a client also asks caller-identity, once, whether SIRO_API_URL is Siro.
+    assert siro_client.request_count == 3 and bad.request_count == 2
     assert isinstance(not_found.value, SiroError) and isinstance(auth.value, SiroError)
 
 
@@ -359,7 +361,7 @@ def test_other_4xx_is_a_request_error(siro_server: SiroServer, siro_client: Siro
     with pytest.raises(SiroRequestError) as bad_param:  # a real 400 from the simulator
         siro_client.list_recordings(updated_gte="2024-06-13T04:00:00.000Z", cursor="not-a-cursor")
     assert bad_param.value.status == 400 and "cursor" in bad_param.value.body_excerpt
-    assert siro_client.request_count == 2
+    assert siro_client.request_count == 3  # the two, and caller-identity asked once: is this Siro?
 
 
 def test_unparseable_json_is_a_protocol_error(siro_server: SiroServer, siro_client: SiroClient) -> None:
@@ -547,7 +549,9 @@ def test_prefixed_base_url(siro_server: SiroServer) -> None:
         with SiroClient(served.url + "/api-externalApi", SIRO_TEST_TOKEN, max_retries=0) as client:
             assert client.get_recording("rec-1").id == "rec-1"
         with SiroClient(served.url, SIRO_TEST_TOKEN, max_retries=0) as client:
-            with pytest.raises(RecordingNotFound):
+            # The prefix left out: Siro's server answers 404, yet this is no recording's absence but a
+            # wrong SIRO_API_URL (caller-identity does not answer there either): a config error.
+            with pytest.raises(SiroEndpointError, match="SIRO_API_URL"):
                 client.get_recording("rec-1")
 
 
@@ -607,3 +611,27 @@ def test_token_never_leaks(siro_server: SiroServer, make_siro_client: MakeClient
     assert SIRO_TEST_TOKEN not in caplog.text and wrong_token not in caplog.text
     # ...while the token was really sent.
     assert any(r.token_id for r in state.requests)
+
+
+def test_an_unknown_recording_is_not_found_whatever_siro_puts_in_its_404(siro_server: SiroServer) -> None:
+    """Siro documents no 404 body: a missing recording is told from a wrong SIRO_API_URL by asking
+    caller-identity (once per client), never by the shape of the 404's body."""
+    from simulators.server import ServedApp
+
+    async def plain_404_for_recordings(scope, receive, send):  # noqa: ANN001 - a bare ASGI app in front of Siro's
+        if scope["type"] == "http" and scope["path"].startswith("/v1/core/recordings/"):
+            await send({"type": "http.response.start", "status": 404, "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"Recording not found"})
+            return
+        await siro_app(scope, receive, send)
+
+    from simulators.siro import create_app
+
+    siro_app = create_app(siro_server.state)
+    with ServedApp(plain_404_for_recordings) as served, \
+            SiroClient(served.url, SIRO_TEST_TOKEN, max_retries=0) as client:
+        with pytest.raises(RecordingNotFound):
+            client.get_recording("gone-1")
+        with pytest.raises(RecordingNotFound):
+            client.get_recording("gone-2")
+        assert client.request_count == 3  # two recordings, and caller-identity asked once

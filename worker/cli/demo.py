@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.live import Live
 from rich.spinner import Spinner
+from rich.text import Text
 
 from worker.cli.render import report_from_ledger, report_table, summarize, terminal
 from worker.errors import ConfigError, WritebackError
@@ -397,7 +398,7 @@ def print_written(out: Output, written: Pass) -> None:
         if report.fields:
             out.print(report_table(report))
         else:
-            out.print(f"recording {report.recording_id}: {report.status} ({report.reason}): nothing to write")
+            out.print(Text(f"recording {report.recording_id}: {report.status} ({report.reason}): nothing to write"))
     out.print(f"webhooks: {written.elapsed:.2f} s from the first webhook to the last recording written",
               highlight=False)
     out.indented(f"{written.siro_requests} Siro requests, {written.crm_writes} CRM write requests")

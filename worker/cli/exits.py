@@ -1,4 +1,4 @@
-"""The exit codes of ``writeback`` (DESIGN §3), defined once.
+"""The exit codes of ``writeback`` (DESIGN §3; defined once, in ``worker.errors``) and a report's code.
 
 0 nothing failed; 1 some field ``failed`` or ``invalid_value``, the recording
 does not exist, or a dependency (Siro, the broker, the ledger) is down; 2 a
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from worker.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE  # noqa: F401 - defined once, with the error tree
+
 if TYPE_CHECKING:
     from worker.report import RecordingReport
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def exit_code(report: RecordingReport) -> int:

@@ -121,7 +121,8 @@ class ReportTable:
             if columns is _NARROW_COLUMNS or sum(shortest) <= available:
                 break
         title = self.title + (f" · {connections.pop()}" if len(connections) == 1 and None not in connections else "")
-        table = Table(title=title, title_justify="left", expand=False)
+        # Titles carry reasons (text from a CRM, a config entry): never read as rich markup.
+        table = Table(title=Text(title), title_justify="left", expand=False)
         widths = fit(natural, shortest, available, [column.weight for column in columns])
         for column, column_width in zip(columns, widths):
             table.add_column(column.header, width=column_width, overflow="fold")
@@ -225,9 +226,9 @@ def render_report(console: Console, report: RecordingReport, *, dry_run: bool = 
     if report.fields:
         console.print(report_table(report, title=title))
     else:
-        console.print(title)
+        console.print(Text(title))
     counts = ", ".join(f"{count} {outcome}" for outcome, count in sorted(report.counts().items()))
-    console.print(counts or "no fields planned")
+    console.print(Text(counts or "no fields planned"))
 
 
 def summarize(reports: Iterable[RecordingReport]) -> str:

@@ -1,6 +1,6 @@
 """The CLI commands of the worker service: poll, backfill, failed, retry, webhook, ready.
 
-``worker/cli.py`` parses the command line and maps errors to exit codes; the
+``worker/cli/main.py`` parses the command line and maps errors to exit codes; the
 commands here talk to the broker, the ledger and Siro through a ``Runtime``.
 Pages go to the workers as ``process_page`` tasks, or, with ``--in-process``,
 through the pipeline right here (no broker needed).
@@ -192,7 +192,7 @@ def _retry(args: argparse.Namespace, rt: Runtime) -> int:
         except BrokerUnavailable as exc:
             if row is not None:
                 rt.ledger.add_dead_letter(recording_id, reason=row.reason, error=row.error,
-                                          trigger=row.trigger, attempts=row.attempts)
+                                          trigger=row.trigger, attempts=row.attempts, connection=row.connection)
             raise WritebackError(f"{exc} (WRITEBACK_BROKER_URL)") from None
         print(f"{recording_id}: enqueued (task {task_id})")
     return EXIT_OK

@@ -9,12 +9,15 @@ gate that paces its requests with every other worker's.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable, Mapping
 
 from connectors import registry
 from connectors.base import Connector, Gate
 from worker.errors import ConfigError
 from worker.settings import ConnectionConfig, MissingSecret, WritebackConfig
+
+log = logging.getLogger(__name__)
 
 
 class ConnectorPool:
@@ -33,6 +36,7 @@ class ConnectorPool:
         self._factory = factory or (lambda connection, cls: cls(connection.options))
         self._gate_factory = gate_factory
         self._classes: dict[str, type[Connector]] = dict(classes or {})
+        self._unchecked: set[str] = set()  # connectors without option_names, warned about once
         self._instances: dict[str, Connector] = {}
         self._maps: dict[str, dict[str, Any]] = {}
 
@@ -89,6 +93,10 @@ class ConnectorPool:
     def _checked_class(self, connection: ConnectionConfig) -> type[Connector]:
         """The connector class, once the connection's table names only keys it reads."""
         cls = self.connector_class(connection)
+        if cls.option_names is None and connection.connector not in self._unchecked:
+            self._unchecked.add(connection.connector)
+            log.warning("connector %r declares no option_names: the keys of its connections cannot be checked "
+                        "(a misspelt key is ignored); its author should declare them", connection.connector)
         unknown = sorted(set(connection.options) - cls.option_names) if cls.option_names is not None else []
         if unknown:
             raise ConfigError(

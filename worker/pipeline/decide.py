@@ -67,8 +67,8 @@ class PlannedChange(FieldChange):
         """The extractions really disagree: one line per distinct value, nothing written."""
         names = ", ".join(name for _, group in alternatives for name in group)
         reason = f"extractions disagree on {self.object}.{self.name}: {names}"
-        self.reports = [*self.notes,
-                        *(self.line(value, Outcome.CONFLICT, reason, ", ".join(group)) for value, group in alternatives)]
+        lines = [self.line(value, Outcome.CONFLICT, reason, ", ".join(group)) for value, group in alternatives]
+        self.reports = [*self.notes, *lines]
 
 
 class ExtractionDecision:

@@ -19,7 +19,14 @@ import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from worker.errors import Reason, SoftTimeLimit, TransientError, WritebackError
+from worker.errors import (
+    ConfigError,
+    CredentialError,
+    Reason,
+    SoftTimeLimit,
+    TransientError,
+    WritebackError,
+)
 from worker.limits.backoff import RetryPolicy
 from worker.pipeline.connector_pool import ConnectorPool
 from worker.pipeline.decide import ExtractionDecision, PlannedChange
@@ -158,12 +165,18 @@ class Pipeline:
                               unsent=SHADOW if shadow and not dry_run else None)
         except SoftTimeLimit:
             raise  # the task retries the recording; what was written is ``unchanged`` next time
-        except Exception as exc:  # a bug or a ledger outage must not lose what was already written
-            log.exception("writing %s of connection %s failed", object_name, connection.display_name)
+        except (ConfigError, CredentialError) as exc:  # the connector could not be built or asked
             for change in changes:
                 if not change.done:
-                    change.decide(Outcome.FAILED, f"internal error: {type(exc).__name__}: {exc}")
-                    change.transient = isinstance(exc, TransientError)
+                    change.fail(exc)
+        except Exception as exc:  # a bug or a ledger outage must not lose what was already written
+            log.exception("writing %s of connection %s failed", object_name, connection.display_name)
+            transient = isinstance(exc, TransientError)  # the ledger, Redis: retried later
+            for change in changes:
+                if not change.done:
+                    what = "unavailable" if transient else "internal error"
+                    change.decide(Outcome.FAILED, f"{what}: {type(exc).__name__}: {exc}")
+                    change.transient = transient
 
     def _refused(self, connection: ConnectionConfig, changes: list[PlannedChange]) -> bool:
         """Fail closed: a connection whose rules name what the CRM lacks writes nothing (``rules``).
@@ -173,15 +186,19 @@ class Pipeline:
         """
         name = connection.display_name
         if name not in self._rule_problems:
-            connector = self.connectors.get(connection)
             try:
+                connector = self.connectors.get(connection)
                 problems = self.retry.call(
                     lambda: unknown_entries(connection, connector, self.connectors.model_map(connection)),
                     f"the schema behind the rules of {name}")
-            except WritebackError as exc:
+            except (TransientError, CredentialError) as exc:  # may pass, or a person fixes the credentials
                 for change in changes:
                     change.fail(exc)
                 return True
+            except WritebackError as exc:
+                # The rules cannot be held against the CRM (a connector refused, a 403 on an object
+                # they name): unverified rules are not trusted, the connection writes nothing.
+                problems = [f"the rules could not be checked against the CRM: {exc}"]
             if problems and self.log_refusals:
                 log.error("connection %r: %s; nothing is written on it until the config is fixed", name,
                           "; ".join(problems))

@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from connectors.base import (
     AuthError,
+    ConfigError,
     Connector,
     FieldSchema,
     FieldType,
@@ -130,15 +131,17 @@ class FieldChange:
             self.decide(Outcome.NOT_WRITABLE, f"fields of type {found.crm_type or 'other'} are not written")
 
     def fail(self, error: WritebackError) -> None:
-        """Failed with a whole call's error: transient ones are worth a later retry."""
-        if isinstance(error, AuthError):
-            reason = Reason.AUTH.explain(str(error))
+        """Failed with a whole call's error: transient ones are worth a later retry; rejected
+        credentials and config errors stop the recording until a person fixes them."""
+        self.cause = Reason.AUTH if isinstance(error, AuthError) else Reason.CONFIG if isinstance(
+            error, ConfigError) else None
+        if self.cause is not None:
+            reason = self.cause.explain(str(error))
         elif isinstance(error, TransientError):
             reason = f"gave up after retries: {error}"
         else:
             reason = str(error)
         self.decide(Outcome.FAILED, reason)
-        self.cause = Reason.AUTH if isinstance(error, AuthError) else None
         if isinstance(error, TransientError):
             self.transient, self.retry_after = True, error.retry_after
 
@@ -210,9 +213,11 @@ class Writer:
         if schema is None:
             return
         for change in changes:
-            # One spelling per record (Salesforce's 15 and 18 character ids), so
-            # that callers naming it differently still meet.
+            # One spelling per record (Salesforce's 15 and 18 character ids) and per object and
+            # connection, so that callers naming them differently still meet, and the outcomes,
+            # the intents and the history read for protect_edits all name them alike.
             change.record_id = connector.canonical_id(object_name, change.record_id)
+            change.connection, change.object = connection.display_name, object_name
         extra = decision.prepare(schema, changes)
         pending = [change for change in changes if not change.done]
         current = self._read(connector, object_name, pending, extra) if pending else None
@@ -231,7 +236,7 @@ class Writer:
             for change in to_send:
                 change.decide(Outcome.PLANNED, unsent)
         elif to_send:
-            self._send(connector, object_name, to_send)
+            self._send(connector, connection.display_name, object_name, to_send)
 
     def record(self, report: RecordingReport, *, trigger: str, dry_run: bool = False,
                version: datetime | None = None) -> None:
@@ -278,7 +283,7 @@ class Writer:
 
         return read
 
-    def _send(self, connector: Connector, object_name: str, to_send: Sequence[FieldChange]) -> None:
+    def _send(self, connector: Connector, connection: str, object_name: str, to_send: Sequence[FieldChange]) -> None:
         by_record: dict[str, dict[str, FieldChange]] = {}
         for change in to_send:
             fields = by_record.setdefault(change.record_id, {})
@@ -293,13 +298,14 @@ class Writer:
         size = max(1, connector.write_batch_size)
         for start in range(0, len(writes), size):
             chunk = writes[start:start + size]
-            self._record_intents(chunk, by_record)
+            self._record_intents(connection, object_name, chunk, by_record)
             results, failure = self._write_chunk(connector, object_name, chunk)
             for result in results:
                 for name, change in by_record[result.record_id].items():
                     _settle(change, result, failure)
 
-    def _record_intents(self, chunk: Sequence[RecordWrite], by_record: dict[str, dict[str, FieldChange]]) -> None:
+    def _record_intents(self, connection: str, object_name: str, chunk: Sequence[RecordWrite],
+                        by_record: dict[str, dict[str, FieldChange]]) -> None:
         """Before the CRM can accept anything: a process killed between its answer and ``record``
         leaves no written attempt, and without the intent protect_edits would take our value for a
         person's edit."""
@@ -308,7 +314,8 @@ class Writer:
         from worker.ledger import IntentRow
 
         self.ledger.record_intents([
-            IntentRow(change.connection, change.object, write.record_id, name, to_json(change.value),
+            # Under the names the history is read by (``_history``): the batch's, whatever a change spells.
+            IntentRow(connection, object_name, write.record_id, name, to_json(change.value),
                       change.recording_id)
             for write in chunk
             for name, change in by_record[write.record_id].items()

@@ -21,7 +21,7 @@ from typing import Any
 
 from celery import Celery
 
-from worker.errors import ConfigError
+from worker.errors import EXIT_USAGE, ConfigError
 from worker.settings import Settings
 
 POLL_SCHEDULE = "poll"
@@ -90,7 +90,7 @@ def _from_environment() -> dict[str, Any]:
     except ConfigError as exc:
         # `celery -A worker ...` with a broken config: one line and exit 2, as the CLI does.
         print(f"writeback: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(EXIT_USAGE) from None
 
 
 app.add_defaults(_from_environment)

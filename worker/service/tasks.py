@@ -45,6 +45,7 @@ from celery.signals import (
 from kombu.exceptions import KombuError, OperationalError
 
 from worker.errors import (
+    EXIT_USAGE,
     NEEDS_A_FIX,
     RETRY_LATER,
     BrokerUnavailable,
@@ -213,6 +214,11 @@ def process_page(
         except RETRY_LATER as exc:
             mine = [i for i in ids if i not in busy]
             _again(self, rt, mine, exc, None, trigger, retry(mine))
+            return {"recordings": len(mine), "statuses": {"failed": len(mine)}}
+        except (ConfigError, SiroAuthError) as exc:  # a person must fix something first: replayable then
+            mine = [i for i in ids if i not in busy]
+            reason = Reason.SIRO_AUTH if isinstance(exc, SiroAuthError) else Reason.CONFIG
+            _bury(rt, mine, reason, exc, trigger, attempts=self.request.retries + 1, task=self)
             return {"recordings": len(mine), "statuses": {"failed": len(mine)}}
         _settle(self, rt, reports, trigger, retry, unavailable=unavailable, retry_after=retry_after)
     return {"recordings": len(reports), "statuses": _tally(report.status for report in reports)}
@@ -423,24 +429,28 @@ def _redact_logs(logger: logging.Logger, **_: Any) -> None:
 
     try:
         redactor = redaction_for(runtime().settings)
-    except Exception:  # a config error surfaces when the first task runs, with its own message
-        return
+    except Exception:  # a config error stops the worker at worker_init, with its own message
+        redactor = redaction_for(None)  # meanwhile the secret path and Bearer tokens are still masked
     install(redactor, logger.handlers)
 
 
 @worker_init.connect
 def _check_config(**_: Any) -> None:
-    """A worker that cannot build its connections does not start: one line, exit 2.
+    """A worker that cannot work does not start: one line, exit 2.
 
-    Fail closed: a misspelt option would otherwise fail every field of every
-    task as ``partial`` while the worker looks healthy. Its tasks stay in the
-    broker and are taken once the config is fixed and the worker restarts.
+    Fail closed: a misspelt option, no ``[[connections]]``, no Siro token, a
+    ledger URL it cannot use (its driver missing) would otherwise fail every
+    task while the worker looks healthy. Its tasks stay in the broker and are
+    taken once the config is fixed and the worker restarts. A ledger that is
+    only down for now does not stop it: its tasks retry.
     """
     try:
-        runtime()
+        runtime().pipeline  # noqa: B018 - builds the connections, the Siro client and the ledger
     except ConfigError as exc:
         print(f"writeback: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(EXIT_USAGE) from None
+    except LedgerUnavailable as exc:
+        log.warning("the ledger does not answer yet (%s); tasks retry until it does", _one_line(exc))
 
 
 @worker_shutdown.connect

@@ -60,6 +60,7 @@ from worker.siro.pacing import RateLimiter
 log = logging.getLogger(__name__)
 
 USER_AGENT = "siro-writeback/0.1 (+httpx)"
+CALLER_IDENTITY = "/v1/core/auth/caller-identity"
 MAX_PAGE_SIZE = 100
 _EXCERPT_CHARS = 200
 
@@ -171,6 +172,7 @@ class SiroClient:
         self._token = _Secret(token)
         self._count = 0
         self._count_lock = threading.Lock()
+        self._is_siro: bool | None = None  # does base_url answer as Siro's API? asked once, on a doubt
         self._sleep: Callable[[float], None] = time.sleep
         self._http = httpx.Client(
             auth=_BearerAuth(self._token),
@@ -281,7 +283,7 @@ class SiroClient:
 
     def caller_identity(self) -> CallerIdentity:
         """``GET /v1/core/auth/caller-identity``: what the token is (for ``writeback check``)."""
-        path = "/v1/core/auth/caller-identity"
+        path = CALLER_IDENTITY
         payload = self._get_json(path, {})
         if not isinstance(payload, dict):
             raise SiroProtocolError("Siro returned a caller identity that is not a JSON object", path)
@@ -370,6 +372,7 @@ class SiroClient:
         try:
             return response.json()
         except ValueError:
+            self._check_base_url(path, response)
             raise SiroProtocolError(f"Siro answered HTTP {response.status_code} with a body that is not JSON: "
                                     f"{self._excerpt(response)!r}", path) from None
 
@@ -378,14 +381,35 @@ class SiroClient:
         status = response.status_code
         if status in (401, 403):
             raise SiroAuthError(status, path)
-        if status == 404 and not _siro_error(response):
-            # Not Siro's own "no such recording": a wrong SIRO_API_URL (a proxy's or another API's 404).
-            raise SiroEndpointError(self.base_url, path, self._excerpt(response))
-        if status == 404 and recording_id is not None:
-            raise RecordingNotFound(recording_id)
         if status in (408, 429) or status >= 500:
             return f"HTTP {status}", parse_retry_after(response.headers.get("Retry-After"))
+        # A 404, a redirect, a refusal: Siro's own answer, or is SIRO_API_URL not Siro at all?
+        self._check_base_url(path, response)
+        if status == 404 and recording_id is not None:
+            raise RecordingNotFound(recording_id)
         raise SiroRequestError(status, self._excerpt(response), path)
+
+    def _check_base_url(self, path: str, response: httpx.Response) -> None:
+        """Raise ``SiroEndpointError`` when ``base_url`` does not answer as Siro's external API.
+
+        Asked once per client, on the first answer that could mean either (an
+        unknown recording and a wrong URL both answer 404): the caller-identity
+        endpoint answers every valid token with its JSON identity.
+        """
+        if path == CALLER_IDENTITY:
+            raise SiroEndpointError(self.base_url, path, response.status_code, self._excerpt(response))  # the probe itself answered oddly
+        if self._is_siro is None:
+            try:
+                self.caller_identity()
+                self._is_siro = True
+            except SiroEndpointError:
+                self._is_siro = False
+            except ValueError:  # JSON, but not a caller identity
+                self._is_siro = False
+            except SiroError:  # Siro answered, if not well (a refusal, an outage): it is Siro
+                self._is_siro = True
+        if not self._is_siro:
+            raise SiroEndpointError(self.base_url, path, response.status_code, self._excerpt(response))
 
     def _wait_to_retry(self, attempt: int, reason: str, status: int | None, retry_after: float | None,
                        path: str) -> None:
@@ -422,12 +446,3 @@ class SiroClient:
     @staticmethod
     def _log_response(response: httpx.Response) -> None:
         log.debug("Siro response %s %s -> %d", response.request.method, response.request.url, response.status_code)
-
-
-def _siro_error(response: httpx.Response) -> bool:
-    """Whether an error answer is Siro's own: a JSON object ``{"error": ..., "message": ...}``."""
-    try:
-        body = response.json()
-    except ValueError:
-        return False
-    return isinstance(body, dict) and isinstance(body.get("error"), str)

@@ -99,11 +99,15 @@ class SiroUnavailable(SiroError, Unavailable):
 
 
 class SiroEndpointError(SiroError, ConfigError):
-    """A 404 that is not Siro's own answer: ``SIRO_API_URL`` does not point at Siro's external API."""
+    """``SIRO_API_URL`` does not point at Siro's external API: an answer that could be Siro's
+    (a 404, a redirect, a body that is not JSON) came with a caller-identity endpoint that does
+    not answer as Siro's."""
 
-    def __init__(self, base_url: str, url: str = "", body_excerpt: str = "") -> None:
+    def __init__(self, base_url: str, url: str = "", status: int | None = None, body_excerpt: str = "") -> None:
+        answered = f"{url or 'it'} answered HTTP {status}" if status else f"{url or 'it'} answered oddly"
         super().__init__(
-            f"SIRO_API_URL ({base_url}) does not look like Siro's external API: {url or 'it'} answered 404 "
-            f"without Siro's JSON error{': ' + body_excerpt[:80] if body_excerpt else ''}",
-            base_url=base_url, url=url, body_excerpt=body_excerpt,
+            f"SIRO_API_URL ({base_url}) does not look like Siro's external API: {answered}, and "
+            f"/v1/core/auth/caller-identity does not answer as Siro's"
+            f"{' (' + body_excerpt[:80] + ')' if body_excerpt else ''}",
+            base_url=base_url, url=url, status=status, body_excerpt=body_excerpt,
         )

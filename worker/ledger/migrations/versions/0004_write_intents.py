@@ -16,15 +16,15 @@ from typing import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from worker.ledger.migrations.column_types import BIG_ID, JSON_VALUE
-
 revision: str = "0004"
 down_revision: str | Sequence[str] | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # Self-contained on purpose: a migration must not change when schema.py does.
-_id, _json = BIG_ID, JSON_VALUE
+_id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+# JSON on PostgreSQL; JSON text with TEXT affinity on SQLite (see 0001).
+_json = sa.JSON(none_as_null=True).with_variant(sa.Text(), "sqlite")
 
 
 def upgrade() -> None:
