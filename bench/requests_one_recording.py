@@ -1,8 +1,10 @@
-"""Counts the Siro and CRM requests of ``writeback sync`` for the demo's sample recordings.
+"""Counts the Siro and CRM requests of ``writeback sync`` and ``writeback revert`` for the demo's recordings.
 
-Each sync runs as a fresh process would (new Siro client, new connectors, so
-schemas are fetched again), with the demo's own configuration, against the
-shipped simulators. Prints one line per sync with the requests by kind.
+Each command runs as a fresh process would (new Siro client, new connectors,
+so schemas are fetched again), with the demo's own configuration, against the
+shipped simulators. Prints one line per command with the requests by kind:
+two syncs of each recording, then two reverts of it (the second finds
+nothing to put back).
 
 Usage::
 
@@ -19,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from simulators.local import serve_demo  # noqa: E402
 from worker.cli.demo import demo_config, local_pipeline  # noqa: E402
 from worker.ledger import Ledger  # noqa: E402
+from worker.pipeline.revert import revert  # noqa: E402
 
 
 def main() -> None:
@@ -34,6 +37,13 @@ def main() -> None:
                     kinds = local.crm_requests()
                     print(f"{recording_id} {attempt}: {pipeline.siro.request_count} Siro, {sum(kinds.values())} CRM "
                           f"{dict(sorted(kinds.items()))}; {report.counts().get('written', 0)} fields written")
+                for attempt in ("revert", "second revert"):
+                    local.clear_crm_logs()
+                    pipeline = local_pipeline(local, config, ledger=ledger)
+                    report = revert(pipeline, recording_id)
+                    kinds = local.crm_requests()
+                    print(f"{recording_id} {attempt}: {pipeline.siro.request_count} Siro, {sum(kinds.values())} CRM "
+                          f"{dict(sorted(kinds.items()))}; {report.counts()}")
         finally:
             ledger.close()
 

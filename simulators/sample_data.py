@@ -6,6 +6,11 @@ outcomes: values written, values the CRM already holds, a restricted picklist
 matched by label, a value the CRM cannot take, a calculated field, a
 conflict, an unlinked slot, a deleted contact, and so on. Two more recordings
 show the "not linked yet" and "deleted" cases.
+
+Siro also lists four integration connections: the two the recordings are
+linked through (served by the demo's config), an inactive one, and an active
+one that no entry of the demo's config serves (``writeback connections``
+and ``writeback check`` point it out).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from simulators.siro import SiroState
 
 SALESFORCE_CONNECTION_ID = "ic_demo_salesforce"
 HUBSPOT_CONNECTION_ID = "ic_demo_hubspot"
+INACTIVE_CONNECTION_ID = "ic_demo_servicetitan"
+UNSERVED_CONNECTION_ID = "ic_demo_spotio"
 
 
 @dataclass(frozen=True)
@@ -111,8 +118,27 @@ def seed_hubspot_recording(siro: SiroState, hs: HubSpotState, recording_id: str)
     return recording_id
 
 
+def seed_connections(siro: SiroState) -> list[str]:
+    """Siro's integration connections of the demo's organization (fixed dates: stable output).
+
+    Salesforce is Siro's direct integration (``SALESFORCE``, a value of the
+    spec's filter enum); HubSpot comes through Merge (``MERGE``).
+    """
+    seeded = [
+        (SALESFORCE_CONNECTION_ID, "Acme Roofing Salesforce", "SALESFORCE", True, "00D5e000000AcmeEAA"),
+        (HUBSPOT_CONNECTION_ID, "Acme Corp HubSpot", "MERGE", True, "merge_acct_acme_hubspot"),
+        (INACTIVE_CONNECTION_ID, "ServiceTitan (retired)", "SERVICE_TITAN", False, "st_tenant_4471"),
+        (UNSERVED_CONNECTION_ID, "Spotio canvassing team", "SPOTIO", True, "spotio_org_2290"),
+    ]
+    for day, (ident, name, platform, active, account) in enumerate(seeded, start=1):
+        siro.add_connection(ident, name=name, integration_platform=platform, is_active=active,
+                            external_account_id=account, created_at=f"2025-01-{day:02d}T09:00:00.000Z")
+    return [ident for ident, *_ in seeded]
+
+
 def seed_demo(siro: SiroState, sf: SalesforceState, sf_ids: SeededIds, hs: HubSpotState) -> DemoRecordings:
-    """Add the demo recordings to ``siro`` (the CRMs must be seeded already)."""
+    """Add the demo's connections and recordings to ``siro`` (the CRMs must be seeded already)."""
+    seed_connections(siro)
     salesforce = seed_salesforce_recording(siro, sf, sf_ids, "rec_demo_salesforce")
     hubspot = seed_hubspot_recording(siro, hs, "rec_demo_hubspot")
     siro.add_recording(

@@ -81,6 +81,8 @@ class Reason(StrEnum):
     NO_CONNECTION = "no_connection"  # no [[connections]] entry serves its integrationConnectionId
     NOT_FOUND = "not_found"  # Siro has no recording with this id
     STALE = "stale"  # a newer version of the recording was already processed
+    REVERTED = "reverted"  # this version was reverted (writeback revert); ``sync --force`` writes it again
+    NOTHING_WRITTEN = "nothing_written"  # writeback revert: the recording never wrote a field
     AUTH = "auth"  # the CRM rejected the credentials (also a dead-letter reason)
     CONFIG = "config"  # the config names what the CRM does not have (also a dead-letter reason)
     SIRO = "siro"  # Siro could not serve the recording (the CLI's report)

@@ -38,8 +38,13 @@ class Outcome(StrEnum):
     FAILED = "failed"  # the record is missing, or the CRM call failed after retries
     NULL_VALUE = "null_value"  # a null is not written unless ``write_nulls``
     UNSUPPORTED = "unsupported"  # the connector cannot write that model
-    PLANNED = "planned"  # --dry-run: would be written
+    PLANNED = "planned"  # --dry-run or shadow mode: would be written
+    REVERTED = "reverted"  # writeback revert put back the value the CRM held before the recording's write
+    PENDING_REVIEW = "pending_review"  # policy review: a proposal waits for a person; nothing sent
 
+
+#: Outcomes whose value the CRM took from us: what ``protect_edits`` counts as ours, what settles an intent.
+SENT = frozenset({Outcome.WRITTEN, Outcome.REVERTED})
 
 #: Outcomes that make a recording's status ``partial`` and ``sync`` exit 1.
 FAILING = frozenset({Outcome.FAILED, Outcome.INVALID_VALUE})

@@ -36,12 +36,16 @@ IN_TASK_RETRY_MAX_S = 5.0
 
 
 class Runtime:
-    def __init__(self, settings: Settings, *, redis_optional: bool = False, in_task: bool = True) -> None:
+    def __init__(self, settings: Settings, *, redis_optional: bool = False, in_task: bool = True,
+                 with_siro: bool = True) -> None:
         """``redis_optional``: without an answering Redis, fall back to in-process
         rate limits (a CLI run on a machine without the service). ``in_task``:
         the pipeline makes a few quick retries and leaves longer waits to
-        Celery; else (the CLI) it retries as ``[retry]`` says, in-process."""
+        Celery; else (the CLI) it retries as ``[retry]`` says, in-process.
+        ``with_siro``: the pipeline gets a Siro client (not for revert and
+        review approval, which start from the ledger: no Siro token needed)."""
         self.settings = settings
+        self.with_siro = with_siro
         self.redis_optional = redis_optional
         self.in_task = in_task
         self._lock = threading.RLock()
@@ -128,7 +132,8 @@ class Runtime:
                 max_retries=retry.max_retries, base_s=retry.base_s, max_s=retry.max_s
             )
             pipeline = Pipeline(
-                self.config, connectors=self.connectors, siro=self.siro, ledger=self.ledger, retry=retry_policy,
+                self.config, connectors=self.connectors, siro=self.siro if self.with_siro else None, ledger=self.ledger,
+                retry=retry_policy,
                 log_refusals=self.in_task,
             )
             return pipeline

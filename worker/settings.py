@@ -34,7 +34,7 @@ DEFAULT_CONFIG_PATH = "config/writeback.toml"
 DEFAULT_BROKER_URL = "redis://localhost:6379/0"
 DEFAULT_DATABASE_URL = "sqlite:///writeback.db"
 
-Policy = Literal["overwrite", "fill_empty", "protect_edits"]
+Policy = Literal["overwrite", "fill_empty", "protect_edits", "review"]
 SlotMode = Literal["all", "first"]
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

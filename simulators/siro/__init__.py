@@ -1,4 +1,5 @@
-"""Siro external API simulator: the recordings endpoints and caller identity.
+"""Siro external API simulator: the recordings endpoints, the integration connections list and
+caller identity.
 
 At least as strict as Siro's published API (``shared/siro/siro-external-api.openapi.json``);
 where the documentation leaves room, it picks the stricter reading:
@@ -20,24 +21,34 @@ where the documentation leaves room, it picks the stricter reading:
   position, so a recording updated mid-walk moves to the end instead of
   shifting the pages (nothing is skipped);
 - 1000 requests per minute per token (every request counts, rejected ones
-  too), answered 429 with no ``Retry-After`` (Siro sends no rate headers).
+  too), answered 429 with no ``Retry-After`` (Siro sends no rate headers);
+- ``GET /v1/core/integrations/connections`` takes ``integrationPlatform``
+  (one of the documented values, exactly) and ``cursor``, nothing else
+  (``pageSize`` is not documented there: 400); pages of
+  ``connection_page_size`` (25) ordered by ``createdAt`` then ``id``, with
+  signed keyset cursors bound to the filter, as above.
 
 Error bodies are ``{"error": "<code>", "message": "<text>"}`` (Siro does not
 document its error shape, so clients must not depend on it).
 
 ``SiroState`` is the in-memory, thread-safe store: seed it with
 ``add_token``, ``add_recording``/``put_recording``, ``link``,
-``update_recording``; inspect ``requests`` (the request log); inject faults
-with ``fail_next``. ``create_app(state)`` gives the ASGI app, and
+``update_recording``, ``add_connection``/``put_connection``; inspect
+``requests`` (the request log); inject faults with ``fail_next``. ``create_app(state)`` gives the ASGI app, and
 ``app.state.siro`` may be swapped for a fresh state between tests.
 
 Modules: ``state`` (``SiroState``), ``recordings`` (recording shapes,
 timestamps, links, rendering), ``params`` (strict query parameters),
-``listing`` (filters and keyset paging), ``errors`` (error answers), ``app``
-(the ASGI app).
+``listing`` (filters and keyset paging), ``connections`` (the integration
+connections listing), ``errors`` (error answers), ``app`` (the ASGI app).
 """
 
 from simulators.siro.app import SiroApi, create_app
+from simulators.siro.connections import (
+    CONNECTION_PAGE_SIZE,
+    CONNECTION_PARAMS,
+    PLATFORMS,
+)
 from simulators.siro.params import (
     DEFAULT_PAGE_SIZE,
     GET_PARAMS,
@@ -61,6 +72,8 @@ from simulators.siro.state import (
 )
 
 __all__ = [
+    "CONNECTION_PAGE_SIZE",
+    "CONNECTION_PARAMS",
     "DEFAULT_ORGANIZATION_ID",
     "DEFAULT_PAGE_SIZE",
     "ENRICHMENTS",
@@ -69,6 +82,7 @@ __all__ = [
     "LIST_PARAMS",
     "LoggedRequest",
     "MAX_PAGE_SIZE",
+    "PLATFORMS",
     "RATE_LIMIT_PER_MINUTE",
     "STATUS_FILTERS",
     "SiroApi",

@@ -1,10 +1,11 @@
 """The ASGI app: faults, authentication, the rate limit, routing and the request log.
 
 ``Authorization: Bearer <token>`` with a token known to the state, else 401;
-recordings are scoped to the token's organization (others' are 404). 1000
-requests per minute per token (every request counts, rejected ones too),
-answered 429 with no ``Retry-After`` (Siro sends no rate headers). Injected
-faults are answered before authentication, as a proxy would.
+recordings are scoped to the token's organization (others' are 404), and so
+are the integration connections listed. 1000 requests per minute per token
+(every request counts, rejected ones too), answered 429 with no
+``Retry-After`` (Siro sends no rate headers). Injected faults are answered
+before authentication, as a proxy would.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from simulators.siro.connections import CONNECTION_PARAMS, list_connections
 from simulators.siro.errors import ApiError, error_response, fault_response
 from simulators.siro.listing import list_recordings
 from simulators.siro.params import GET_PARAMS, LIST_PARAMS, flags, single_params
@@ -24,6 +26,7 @@ from simulators.siro.recordings import render
 from simulators.siro.state import LoggedRequest, SiroState
 
 _RECORDINGS = "/v1/core/recordings"
+_CONNECTIONS = "/v1/core/integrations/connections"
 
 
 class SiroApi:
@@ -88,6 +91,8 @@ class SiroApi:
             return JSONResponse(identity)
         if path == _RECORDINGS:
             return JSONResponse(list_recordings(state, single_params(request, LIST_PARAMS), org))
+        if path == _CONNECTIONS:
+            return JSONResponse(list_connections(state, single_params(request, CONNECTION_PARAMS), org))
         if path.startswith(_RECORDINGS + "/"):
             return self._recording(request, state, path, raw_path, org)
         raise ApiError(404, "not_found", "no such route")

@@ -1,10 +1,11 @@
 """``SiroState``: the in-memory, thread-safe store behind the simulator.
 
 Seed it with ``add_token``, ``add_recording``/``put_recording``, ``link``,
-``update_recording``; inspect ``requests`` (the request log, which never
-holds a token); inject faults with ``fail_next``. It also keeps the per-token
-rate limit (1000 requests per minute, every request counting, rejected ones
-too) and signs the listing cursors.
+``update_recording``, ``add_connection``/``put_connection``; inspect
+``requests`` (the request log, which never holds a token); inject faults
+with ``fail_next``. It also keeps the per-token rate limit (1000 requests
+per minute, every request counting, rejected ones too) and signs the
+listing cursors.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from simulators.siro.connections import CONNECTION_PAGE_SIZE
+from simulators.siro.connections import connection as build_connection
 from simulators.siro.recordings import (
     WEB_APP_URL,
     camel,
@@ -66,7 +69,7 @@ class Fault:
 
 
 class SiroState:
-    """In-memory Siro: recordings, tokens, request log, faults, rate limit.
+    """In-memory Siro: recordings, integration connections, tokens, request log, faults, rate limit.
 
     Recordings are stored as full dicts in the API's shape, including the
     enrichment blocks (``crm``, ``entityExtractions``, ``summary``), which the
@@ -81,13 +84,16 @@ class SiroState:
         strict_timestamps: bool = True,
         clock: Callable[[], dt.datetime] | None = None,
         organization_id: str = DEFAULT_ORGANIZATION_ID,
+        connection_page_size: int = CONNECTION_PAGE_SIZE,
     ) -> None:
         self.rate_limit_per_minute = rate_limit_per_minute
+        self.connection_page_size = connection_page_size
         self.strict_timestamps = strict_timestamps
         self.organization_id = organization_id
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._lock = threading.RLock()
         self._recordings: dict[str, dict[str, Any]] = {}
+        self._connections: dict[str, dict[str, Any]] = {}
         self._tokens: dict[str, dict[str, Any]] = {}
         self._requests: list[LoggedRequest] = []
         self._faults: list[Fault] = []
@@ -290,11 +296,57 @@ class SiroState:
     #: ``SiroState.extraction("Amount", 12500, ("Opportunity", "Amount"))`` builds an entity extraction
     extraction = staticmethod(build_extraction)
 
-    def _select(self, keep: Callable[[dict[str, Any]], bool], position: Callable[[dict[str, Any]], Any],
-                after: Any, limit: int) -> list[dict[str, Any]]:
-        """Copies of up to ``limit`` recordings that ``keep`` accepts, ordered by ``position``, past ``after``."""
+    # -- integration connections -------------------------------------------
+
+    def add_connection(self, connection_id: str | None = None, *, name: str | None = None,
+                       integration_platform: str = "MERGE", is_active: bool = True,
+                       organization_id: str | None = None, **options: Any) -> dict[str, Any]:
+        """Create an integration connection in API shape and return (a copy of) it.
+
+        ``options``: ``external_account_id``, ``created_at``, ``updated_at``,
+        ``sync_status``, ``sync_transcript``, and extra keys stored as given.
+        """
+        connection_id = connection_id or f"ic_{uuid.uuid4().hex[:12]}"
+        item = build_connection(connection_id, name=name if name is not None else f"Connection {connection_id}",
+                                integration_platform=integration_platform, is_active=is_active,
+                                organization_id=organization_id or self.organization_id, now=self.now(), **options)
+        return self.put_connection(item)
+
+    def put_connection(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        """Store a connection dict exactly as given (only ``id`` is required). Returns a copy."""
+        if "id" not in item:
+            raise ValueError("a connection needs an 'id'")
+        stored = copy.deepcopy(dict(item))
         with self._lock:
-            candidates = sorted((r for r in self._recordings.values() if keep(r)), key=position)
+            self._connections[str(stored["id"])] = stored
+            return copy.deepcopy(stored)
+
+    def update_connection(self, connection_id: str, **changes: Any) -> dict[str, Any]:
+        """Change fields (snake_case or camelCase keys, ``is_active=False`` say) and bump ``updatedAt``."""
+        with self._lock:
+            item = self._connections[connection_id]
+            for key, value in changes.items():
+                item[camel(key)] = iso(value) if isinstance(value, dt.datetime) else copy.deepcopy(value)
+            if "updatedAt" not in {camel(key) for key in changes}:
+                item["updatedAt"] = iso(self._now_after(item.get("updatedAt")))
+            return copy.deepcopy(item)
+
+    def remove_connection(self, connection_id: str) -> None:
+        with self._lock:
+            self._connections.pop(connection_id, None)
+
+    @property
+    def connections(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self._connections)
+
+    def _select(self, keep: Callable[[dict[str, Any]], bool], position: Callable[[dict[str, Any]], Any],
+                after: Any, limit: int, *, kind: str = "recordings") -> list[dict[str, Any]]:
+        """Copies of up to ``limit`` recordings (or, with ``kind="connections"``, connections) that
+        ``keep`` accepts, ordered by ``position``, past ``after``."""
+        with self._lock:
+            store = self._connections if kind == "connections" else self._recordings
+            candidates = sorted((r for r in store.values() if keep(r)), key=position)
             if after is not None:
                 candidates = [r for r in candidates if position(r) > after]
             return [copy.deepcopy(r) for r in candidates[:limit]]
@@ -368,7 +420,11 @@ class SiroState:
     # -- cursors -----------------------------------------------------------
 
     def _make_cursor(self, last: dict[str, Any], fingerprint: str) -> str:
-        body = json.dumps({"u": last["updatedAt"], "i": str(last["id"]), "f": fingerprint}, separators=(",", ":"))
+        return self._sign_cursor({"u": last["updatedAt"], "i": str(last["id"]), "f": fingerprint})
+
+    def _sign_cursor(self, payload: dict[str, Any]) -> str:
+        """An opaque cursor carrying ``payload``, signed (``_read_cursor`` gives it back)."""
+        body = json.dumps(payload, separators=(",", ":"))
         sig = hmac.new(self._cursor_key, body.encode(), hashlib.sha256).hexdigest()[:24]
         return base64.urlsafe_b64encode(f"{body}|{sig}".encode()).decode().rstrip("=")
 

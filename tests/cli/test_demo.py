@@ -89,9 +89,17 @@ def test_demo_runs_without_credentials(tmp_path):
     assert "the same event again: HTTP 200 duplicate; a wrong secret: HTTP 401" in result.stdout
     lines = result.stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("poll pass"))
-    poll_pass = lines[start:next(i for i, line in enumerate(lines) if line.startswith("ledger:"))]
+    audit = next(i for i, line in enumerate(lines) if line.startswith("writeback history"))
+    poll_pass = lines[start:audit]
     assert poll_pass[0].endswith(", 0 CRM write requests")
     assert " written" not in " ".join(poll_pass)
+    # It ends with what an operator audits with: the recording's runs, and what a revert would put back.
+    audited = " ".join(" ".join(lines[audit:]).split())  # wrapped lines joined
+    assert re.search(r"run \d+ · poll · [^·]+ · partial: [^·]*9 unchanged[^·]* run \d+ · webhook · [^·]+ · "
+                     r"partial: [^·]*7 written", audited)
+    assert "writeback revert rec_demo_salesforce --dry-run" in audited
+    assert audited.count("planned") == 7 and "reverted" not in audited
+    assert re.search(r"\d+ CRM read requests, 0 writes", audited)
     assert "Traceback" not in result.stderr
 
 

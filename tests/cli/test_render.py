@@ -143,3 +143,15 @@ def test_reasons_and_titles_are_printed_as_written_never_as_markup():
     render_report(console, RecordingReport("rec-2", Status.FAILED, [line], reason=reason))
     text = console.export_text()
     assert text.count("[/x]Opp.[bold]Amount") == 2 and "[red]refused[/red]" in text
+
+
+@pytest.mark.parametrize("width", [140, 160, 200])
+def test_a_record_id_is_never_split_when_its_fields_have_short_names(width):
+    """The heading's id is wider than every field name under it: the first column takes the id's width."""
+    report = RecordingReport("rec-1", Status.OK, [line("Amount", 18750, Outcome.WRITTEN, previous=12500,
+                                                       extraction="Deal size")])
+
+    text = rendered(report, width)
+
+    assert OPPORTUNITY in words_of(text)
+    assert max(len(row) for row in text.splitlines()) <= width

@@ -36,6 +36,8 @@ class Finding:
 
 def check(settings: Settings, *, as_json: bool = False) -> int:
     findings = [_check_siro(settings)]
+    if findings[0].level == OK:  # else listing Siro's connections would fail the same way
+        findings += _check_siro_connections(settings)
     if not settings.config.connections:
         findings.append(Finding(FAIL, "config", "no [[connections]] configured"))
     pool = ConnectorPool(settings.config)
@@ -66,6 +68,26 @@ def _check_siro(settings: Settings) -> Finding:
         except SiroError as exc:
             return Finding(FAIL, where, str(exc))
     return Finding(OK, where, f"token {who.token_name!r} of organization {who.organization_id}")
+
+
+def _check_siro_connections(settings: Settings) -> list[Finding]:
+    """A warning for each active Siro connection that no ``[[connections]]`` entry serves (its
+    recordings would fail with ``no_connection``); Siro failing to list them is a warning too."""
+    from worker.cli.connections import served, unserved
+
+    where = "siro connections"
+    with siro_client(settings) as siro:
+        try:
+            rows = served(settings.config, siro.list_connections())
+        except SiroError as exc:
+            return [Finding(WARN, where, f"could not list Siro's integration connections: {exc}")]
+    missing = [row for row in rows if unserved(row)]
+    if not missing:
+        return [Finding(OK, where, f"{len(rows)} listed; every active one is served by a [[connections]] entry")]
+    return [Finding(WARN, f"siro connection {row['id']}",
+                    f"active connection {row['name']!r} ({row['integrationPlatform']}) is served by no "
+                    "[[connections]] entry: its recordings fail with reason no_connection")
+            for row in missing]
 
 
 def check_connection(pool: ConnectorPool, connection: ConnectionConfig) -> list[Finding]:

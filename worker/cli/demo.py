@@ -8,9 +8,11 @@ one with a wrong secret). The worker fetches each recording, writes it
 through the real connectors and client libraries, and records it in the
 ledger; the demo prints what the ledger says was written, and why the rest
 was not (``worker.cli.render``'s tables; ``--json``: the reports as JSON
-lines, nothing else on stdout). Finally one polling pass sends the same
+lines, nothing else on stdout). Then one polling pass sends the same
 recordings through the queue again as a page task, to show that a second
-pass writes nothing.
+pass writes nothing. Last, what an operator audits and undoes with (DESIGN
+§6): the runs ``writeback history`` lists for the Salesforce recording, and
+what ``writeback revert --dry-run`` would put back (not in ``--json``).
 
 Nothing of the user's setup is read: the settings are built here, the config
 is the packaged ``demo.toml`` (never ``config/writeback.toml``, no
@@ -51,13 +53,13 @@ from rich.text import Text
 
 from worker.cli.render import report_from_ledger, report_table, summarize, terminal
 from worker.errors import ConfigError, WritebackError
+from worker.report import RecordingReport
 
 if TYPE_CHECKING:
     from simulators.local import LocalService
     from simulators.sample_data import DemoRecordings
     from worker.ledger import Ledger
     from worker.pipeline.runner import Pipeline
-    from worker.report import RecordingReport
     from worker.runtime import Runtime
     from worker.settings import Settings, WritebackConfig
 
@@ -412,6 +414,29 @@ def print_polled(out: Output, polled: Pass) -> None:
     out.indented(f"outcomes: {summarize(polled.reports)}")
 
 
+def print_audit(out: Output, service: DemoService) -> None:
+    """``writeback history`` of the Salesforce recording (its runs), and ``writeback revert --dry-run``."""
+    if out.as_json:
+        return
+    from worker.cli.history import when
+    from worker.pipeline.revert import revert
+
+    recording_id = service.recordings.salesforce
+    out.print(f"[bold]writeback history {recording_id}[/]: every run of it, newest first", highlight=False)
+    for entry in service.rt.ledger.history(recording_id):
+        run = entry.run
+        counts = summarize([RecordingReport(run.recording_id, run.status, [a.line for a in entry.attempts])])
+        out.indented(f"run {run.id} · {run.trigger} · {when(run.started_at)} · {run.status}: {counts}")
+    service.local.clear_crm_logs()
+    report = revert(service.rt.pipeline, recording_id, dry_run=True)
+    out.print(f"[bold]writeback revert {recording_id} --dry-run[/]: what undoing it would put back",
+              highlight=False)
+    out.print(report_table(report, title=f"recording {recording_id}: revert (dry run)"))
+    reads = sum(service.local.crm_requests().values()) - service.local.crm_write_requests()
+    out.indented(f"{reads} CRM read requests, {service.local.crm_write_requests()} writes; a field a person "
+                 "changed since would be left alone (edited_since)")
+
+
 def print_ledger(out: Output, ledger: DemoLedger, polled: Pass) -> None:
     recorded = f"ledger: {polled.outcomes} field outcomes in {polled.runs} runs"
     if not ledger.kept:
@@ -440,5 +465,6 @@ def run_demo(*, as_json: bool = False, keep: str | None = None) -> int:
                 print_written(out, worker_pass(service, posted, progress))
                 polled = poll_pass(service, progress)
                 print_polled(out, polled)
+                print_audit(out, service)
         print_ledger(out, ledger, polled)
     return 0

@@ -59,20 +59,30 @@ def _run(args) -> int:  # noqa: ANN001 - argparse.Namespace
     if args.command == "sync":
         from worker.cli.sync import sync
 
-        return sync(settings, args.recording_id, dry_run=args.dry_run, as_json=args.json)
+        return sync(settings, args.recording_id, dry_run=args.dry_run, as_json=args.json, force=args.force)
     if args.command == "check":
         from worker.cli.check import check
 
         return check(settings, as_json=args.json)
+    if args.command in _OPERATOR:
+        from importlib import import_module
+
+        return import_module(f"worker.cli.{args.command}").run(args, settings)
     from worker.cli import service
 
     return service.run(args, settings)
 
 
+# One module each (worker/cli/<name>.py, ``run(args, settings) -> exit code``): DESIGN §6.
+_OPERATOR = ("history", "revert", "review", "connections")
+
+
 def _talks_to_crm(args) -> bool:  # noqa: ANN001 - argparse.Namespace
     """Whether the command writes or reads a CRM here (else the CRM's secrets need not be set)."""
-    if args.command in ("sync", "check"):
+    if args.command in ("sync", "check", "revert"):
         return True
+    if args.command == "review":
+        return getattr(args, "decision", None) == "approve"
     if args.command in ("poll", "backfill"):
         return bool(args.in_process or getattr(args, "dry_run", False))
     return False

@@ -27,11 +27,13 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("recording_id", metavar="RECORDING_ID")
     sync.add_argument("--dry-run", action="store_true", help="read and plan, write nothing")
     sync.add_argument("--json", action="store_true", help="print one JSON object")
+    sync.add_argument("--force", action="store_true", help="write a version of the recording that was reverted")
 
     check = add("check", "validate the config and credentials (Siro; each CRM's schema and the config's rules)")
     check.add_argument("--json", action="store_true", help="print one JSON object")
 
     _service_commands(add)
+    _operator_commands(add)
 
     demo = add("demo", "the whole service on local simulators, no credentials")
     demo.add_argument("--json", action="store_true", help="print the reports as JSON lines")
@@ -76,6 +78,36 @@ def _service_commands(add) -> None:  # noqa: ANN001 - the subparser factory of b
     webhook.add_argument("--port", type=int, default=8000, help="port (default 8000)")
 
     add("ready", "exit 0 when the broker and the database answer (a health check)")
+
+
+def _operator_commands(add) -> None:  # noqa: ANN001 - the subparser factory of build_parser
+    """DESIGN §6: see what was written and why, undo a recording, hold fields for a person."""
+    history = add("history", "every run of a recording, or every outcome recorded on one CRM record")
+    which = history.add_mutually_exclusive_group(required=True)
+    which.add_argument("recording_id", nargs="?", metavar="RECORDING_ID")
+    which.add_argument("--record", metavar="CONNECTION:OBJECT:ID", help="one CRM record, across recordings")
+    history.add_argument("--field", metavar="F", help="with --record: only this field")
+    history.add_argument("--json", action="store_true", help="print one JSON object")
+
+    revert = add("revert", "put back what the CRM held before a recording's writes (never over a later change)")
+    revert.add_argument("recording_id", metavar="RECORDING_ID")
+    revert.add_argument("--dry-run", action="store_true", help="read and show what would be put back, send nothing")
+    revert.add_argument("--json", action="store_true", help="print one JSON object")
+
+    review = add("review", "the proposals waiting for a person (policy review); approve or reject them")
+    review.add_argument("--json", action="store_true", help="print one JSON object")
+    decisions = review.add_subparsers(dest="decision", metavar="{approve,reject}")
+    for name, what in (("approve", "write the proposed values (after a fresh read)"),
+                       ("reject", "drop the proposals; the same value is not proposed again")):
+        decision = decisions.add_parser(name, help=what, description=what)
+        chosen = decision.add_mutually_exclusive_group(required=True)
+        chosen.add_argument("ids", nargs="*", default=[], type=int, metavar="ID")
+        chosen.add_argument("--all", action="store_true", help="every pending proposal")
+        decision.add_argument("--json", action="store_true", default=argparse.SUPPRESS,  # before or after
+                              help="print one JSON object")
+
+    connections = add("connections", "Siro's integration connections and the config entry serving each")
+    connections.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def timestamp(text: str) -> datetime:

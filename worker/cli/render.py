@@ -2,8 +2,9 @@
 
 A report's table groups its fields by CRM record: a row naming the record
 (object and id) heads that record's fields, and the fields sent to no record
-(not linked, no model) come last, named ``Object.Field``. The table is laid
-out for the width it is printed at (``ReportTable``): from ``WIDE`` columns
+(not linked, no model) come last, named ``Object.Field``. ``GroupedTable``
+lays out any such rows under headings (``writeback history`` heads them by
+run) for the width it is printed at: from ``WIDE`` columns
 on, field, extraction, value, previous, outcome and reason each have a
 column (when that splits no word); below, three columns stack them (the
 field over the extraction it came from, the value over the CRM's previous
@@ -18,6 +19,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -34,6 +36,8 @@ _STYLE = {
     Outcome.FAILED: "bold red",
     Outcome.INVALID_VALUE: "red",
     Outcome.CONFLICT: "yellow",
+    Outcome.REVERTED: "magenta",
+    Outcome.PENDING_REVIEW: "yellow",
 }
 
 WIDE = 140  # from this many columns on, a column each for extraction, previous and reason (when they fit)
@@ -82,7 +86,7 @@ def _previous(line: FieldReport) -> str:
     return "" if line.outcome == Outcome.UNCHANGED else show(line.to_json()["previous"])
 
 
-_WIDE_COLUMNS = (
+WIDE_COLUMNS = (
     _Column("field", lambda line, name: Text(name)),
     _Column("extraction", lambda line, name: Text(line.extraction or "")),
     _Column("value", lambda line, name: Text(show(line.to_json()["value"])), 1.25),
@@ -90,7 +94,7 @@ _WIDE_COLUMNS = (
     _Column("outcome", lambda line, name: _outcome(line)),
     _Column("reason", lambda line, name: Text(line.reason or ""), 1.5),
 )
-_NARROW_COLUMNS = (
+NARROW_COLUMNS = (
     _Column("field / extraction", lambda line, name: _stacked(Text(name), line.extraction or "", "from ")),
     _Column("value / previous", lambda line, name: _stacked(Text(show(line.to_json()["value"])),
                                                               _previous(line), "was "), 1.25),
@@ -98,11 +102,12 @@ _NARROW_COLUMNS = (
 )
 
 
-class ReportTable:
-    """One recording's outcomes, laid out for the width it is printed at (see the module)."""
+class GroupedTable:
+    """Rows under headings (a CRM record, a run) in the report's columns, laid out for the width
+    it is printed at (see the module). ``rows_for(columns)`` gives the rows for a column set."""
 
-    def __init__(self, report: RecordingReport, title: str) -> None:
-        self.report = report
+    def __init__(self, rows_for: Callable[[tuple[_Column, ...]], Iterable[Row]], title: str | None = None) -> None:
+        self.rows_for = rows_for
         self.title = title
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
@@ -113,16 +118,14 @@ class ReportTable:
 
     def table(self, width: int) -> Table:
         """The wide layout when it fits ``width`` without splitting a word, else the narrow one."""
-        connections = {line.connection for line in self.report.fields}
-        for columns in (_WIDE_COLUMNS, _NARROW_COLUMNS) if width >= WIDE else (_NARROW_COLUMNS,):
-            rows = list(_rows(self.report.fields, columns, show_connection=len(connections) > 1))
+        for columns in (WIDE_COLUMNS, NARROW_COLUMNS) if width >= WIDE else (NARROW_COLUMNS,):
+            rows = list(self.rows_for(columns))
             available = width - 3 * len(columns) - 1  # a border left of each column and one at the end; padding
             natural, shortest = _measure(columns, rows)
-            if columns is _NARROW_COLUMNS or sum(shortest) <= available:
+            if columns is NARROW_COLUMNS or sum(shortest) <= available:
                 break
-        title = self.title + (f" · {connections.pop()}" if len(connections) == 1 and None not in connections else "")
         # Titles carry reasons (text from a CRM, a config entry): never read as rich markup.
-        table = Table(title=Text(title), title_justify="left", expand=False)
+        table = Table(title=Text(self.title) if self.title else None, title_justify="left", expand=False)
         widths = fit(natural, shortest, available, [column.weight for column in columns])
         for column, column_width in zip(columns, widths):
             table.add_column(column.header, width=column_width, overflow="fold")
@@ -132,13 +135,13 @@ class ReportTable:
 
 
 @dataclass(frozen=True)
-class _Row:
+class Row:
     cells: list[Text]
     last: bool = False  # the last row of its record
     heading: bool = False  # a record's heading: it may wrap between object and id
 
 
-def _rows(lines: list[FieldReport], columns: tuple[_Column, ...], *, show_connection: bool) -> Iterator[_Row]:
+def report_rows(lines: list[FieldReport], columns: tuple[_Column, ...], *, show_connection: bool) -> Iterator[Row]:
     """A record's heading, then a row per field sent to it; the fields sent to no record last."""
     for (connection, object_name, record_id), group in _by_record(lines):
         if record_id is None:
@@ -147,12 +150,12 @@ def _rows(lines: list[FieldReport], columns: tuple[_Column, ...], *, show_connec
             heading = Text(f"{object_name or ''} {record_id}".strip(), style="bold")
         if show_connection:
             heading.append(f" ({connection or 'no connection'})", style="dim")
-        yield _Row([heading, *(Text() for _ in columns[1:])], heading=True)
+        yield Row([heading, *(Text() for _ in columns[1:])], heading=True)
         for index, line in enumerate(group):
             name = line.field or ""
             if record_id is None and line.object:
                 name = f"{line.object}.{name}"
-            yield _Row([column.cell(line, name) for column in columns], last=index == len(group) - 1)
+            yield Row([column.cell(line, name) for column in columns], last=index == len(group) - 1)
 
 
 def _by_record(lines: Iterable[FieldReport]) -> list[tuple[tuple[Any, Any, Any], list[FieldReport]]]:
@@ -172,17 +175,20 @@ def _by_record(lines: Iterable[FieldReport]) -> list[tuple[tuple[Any, Any, Any],
     return ordered
 
 
-def _measure(columns: tuple[_Column, ...], rows: list[_Row]) -> tuple[list[int], list[int]]:
-    """Each column's natural width (unwrapped; headings aside, they wrap) and its shortest: the
-    width under which it would split a word (up to ``_LONGEST_WORD``: a longer one may fold)."""
+def _measure(columns: tuple[_Column, ...], rows: list[Row]) -> tuple[list[int], list[int]]:
+    """Each column's natural width (unwrapped; headings wrap between their words, never inside
+    one) and its shortest: the width under which it would split a word (up to ``_LONGEST_WORD``:
+    a longer one may fold)."""
     natural, shortest = [], []
     for index, column in enumerate(columns):
         cells = [Text(column.header), *(row.cells[index] for row in rows)]
         unwrapped = [Text(column.header), *(row.cells[index] for row in rows if not row.heading)]
-        natural.append(max((len(part) for cell in unwrapped for part in cell.plain.split("\n")), default=1) or 1)
         words = [min(len(word), _LONGEST_WORD) for cell in cells for word in cell.plain.split()]
-        shortest.append(max(words, default=1) or 1)
-    return natural, [min(n, s) for n, s in zip(natural, shortest)]
+        longest_word = max(words, default=1) or 1
+        lines = max((len(part) for cell in unwrapped for part in cell.plain.split("\n")), default=1) or 1
+        natural.append(max(lines, longest_word))
+        shortest.append(longest_word)
+    return natural, shortest
 
 
 def fit(natural: list[int], shortest: list[int], available: int, weights: list[float] | None = None) -> list[int]:
@@ -212,11 +218,13 @@ def fit(natural: list[int], shortest: list[int], available: int, weights: list[f
     return widths
 
 
-def report_table(report: RecordingReport, *, title: str | None = None) -> ReportTable:
+def report_table(report: RecordingReport, *, title: str | None = None) -> GroupedTable:
     """One recording's outcomes: a heading row per CRM record, a row per planned field."""
     if title is None:
         title = f"recording {report.recording_id}: {report.status}" + (f" ({report.reason})" if report.reason else "")
-    return ReportTable(report, title)
+    connections = {line.connection for line in report.fields}
+    title += f" · {next(iter(connections))}" if len(connections) == 1 and None not in connections else ""
+    return GroupedTable(partial(report_rows, report.fields, show_connection=len(connections) > 1), title)
 
 
 def render_report(console: Console, report: RecordingReport, *, dry_run: bool = False) -> None:

@@ -29,11 +29,12 @@ def open_pipeline(settings: Settings, stack: ExitStack) -> Pipeline:
     return rt.pipeline
 
 
-def sync(settings: Settings, recording_id: str, *, dry_run: bool, as_json: bool) -> int:
+def sync(settings: Settings, recording_id: str, *, dry_run: bool, as_json: bool, force: bool = False) -> int:
+    """``force``: write the recording even when this version of it was reverted."""
     with ExitStack() as stack:
         pipeline = open_pipeline(settings, stack)
         try:
-            report = pipeline.sync(recording_id, dry_run=dry_run)
+            report = pipeline.sync(recording_id, dry_run=dry_run, force=force)
         except (CredentialError, ConfigError):
             raise  # Siro rejected the token, or SIRO_API_URL is not Siro: exit 2
         except SiroError as exc:

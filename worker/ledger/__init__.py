@@ -31,7 +31,7 @@ intents, the dead-letter list and the poll watermark (DESIGN §1 "record", §5).
     ledger.watermark("poll")
 
 Modules: ``engine`` (URL, engine, availability, migrations), ``runs``,
-``intents``, ``dead_letters``, ``watermarks`` (one concern each), ``rows``
+``intents``, ``dead_letters``, ``watermarks``, ``proposals`` (one concern each), ``rows``
 (the typed rows), ``ledger`` (``Ledger``, composed from the concerns),
 ``schema`` (the tables; ``migrations/`` owns them).
 """
@@ -44,7 +44,14 @@ from .engine import (
     normalize_url,
 )
 from .ledger import Ledger
-from .rows import AttemptRow, DeadLetterRow, IntentRow, RunRow, StoredIntentRow
+from .rows import (
+    AttemptRow,
+    DeadLetterRow,
+    IntentRow,
+    ProposalRow,
+    RunRow,
+    StoredIntentRow,
+)
 
 __all__ = [
     "AttemptRow",
@@ -53,6 +60,7 @@ __all__ = [
     "Ledger",
     "LedgerError",
     "LedgerUnavailable",
+    "ProposalRow",
     "RunRow",
     "StoredIntentRow",
     "create_ledger_engine",

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection
 
-from worker.report import FieldReport, Outcome
+from worker.report import SENT, FieldReport
 
 from .engine import Database, chunks
 from .rows import IntentRow, StoredIntentRow
@@ -181,7 +181,7 @@ def _newest_written(
         Attempt.connection == connection,
         Attempt.object.is_(None) if object is None else Attempt.object == object,
         Attempt.record_id.in_(record_ids),
-        Attempt.outcome == Outcome.WRITTEN.value,
+        Attempt.outcome.in_(sorted(SENT)),  # a value a revert put back is ours too
     ]
     # Newest written attempt per record and stored field spelling;
     # case folding happens here in Python (SQLite's lower() is
@@ -209,7 +209,7 @@ def written_fields(lines: Iterable[FieldReport]) -> Written:
     """The fields of ``lines`` recorded as ``written``: those whose intents :func:`settle_intents` deletes."""
     written: Written = {}
     for line in lines:
-        if line.outcome == Outcome.WRITTEN and line.connection and line.object and line.record_id and line.field:
+        if line.outcome in SENT and line.connection and line.object and line.record_id and line.field:
             fields = written.setdefault((line.connection, line.object), {}).setdefault(line.record_id, set())
             fields.add(line.field.lower())
     return written

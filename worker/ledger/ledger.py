@@ -9,21 +9,28 @@ migrations) and lives in its own module:
 * ``intents.py``: write intents and the values ``protect_edits`` counts as
   ours (``record_intents``, ``intents``, ``protected_values``, ``our_values``,
   ``last_written``); ``record`` settles intents through it;
+* ``history.py``: what ``writeback history`` reads (``history``,
+  ``record_history``);
 * ``dead_letters.py``: the dead-letter list;
-* ``watermarks.py``: named watermarks (``poll``).
+* ``watermarks.py``: named watermarks (``poll``);
+* ``proposals.py``: field values held for a person's review (policy ``review``);
+* ``reverts.py``: what a revert puts back, and the recording versions that stand reverted.
 """
 
 from __future__ import annotations
 
 from .dead_letters import DeadLetters
+from .history import History
 from .intents import Intents
+from .proposals import Proposals
+from .reverts import Reverts
 from .runs import Runs
 from .watermarks import Watermarks
 
 __all__ = ["Ledger"]
 
 
-class Ledger(Runs, Intents, DeadLetters, Watermarks):
+class Ledger(Runs, History, Intents, DeadLetters, Watermarks, Proposals, Reverts):
     """Runs and field attempts, write intents, dead letters and watermarks in a SQL database.
 
     ``Ledger(url)`` takes any SQLAlchemy URL (``WRITEBACK_DATABASE_URL``);

@@ -18,12 +18,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from worker.report import FieldReport, Outcome, Status
+from worker.report import FieldReport, Outcome, Status, to_json
 
 __all__ = [
     "AttemptRow",
     "DeadLetterRow",
     "IntentRow",
+    "RecordHistoryRow",
+    "RunHistory",
+    "ProposalRow",
+    "RevertTarget",
     "RunRow",
     "StoredIntentRow",
     "check_json",
@@ -118,6 +122,47 @@ class AttemptRow:
 
 
 @dataclass(frozen=True, slots=True)
+class RunHistory:
+    """One run of a recording and its field attempts, in the order they were recorded
+    (``Ledger.history``)."""
+
+    run: RunRow
+    attempts: tuple[AttemptRow, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """A run as ``writeback history --json`` prints it (DESIGN §6); ``reason`` only when the
+        run has one, as in the sync report."""
+        body: dict[str, Any] = {
+            "runId": self.run.id,
+            "trigger": self.run.trigger,
+            "startedAt": to_json(self.run.started_at),
+            "status": str(self.run.status),
+            "fields": [attempt.line.to_json() for attempt in self.attempts],
+        }
+        if self.run.reason:
+            body["reason"] = self.run.reason
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class RecordHistoryRow:
+    """One attempt on a CRM record, with the trigger of its run (``Ledger.record_history``)."""
+
+    attempt: AttemptRow
+    trigger: str
+
+    @property
+    def at(self) -> datetime:
+        """When the outcome was recorded (the attempt's ``created_at``)."""
+        return self.attempt.created_at
+
+    def to_json(self) -> dict[str, Any]:
+        """A field object of ``writeback history --record --json`` (DESIGN §6)."""
+        return {**self.attempt.line.to_json(), "recordingId": self.attempt.recording_id,
+                "trigger": self.trigger, "at": to_json(self.at)}
+
+
+@dataclass(frozen=True, slots=True)
 class StoredIntentRow:
     """An intent still in the ledger: sent (or about to be), its attempt not yet ``written``."""
 
@@ -165,3 +210,61 @@ class DeadLetterRow:
             "first_failed_at": self.first_failed_at.isoformat(),
             "last_failed_at": self.last_failed_at.isoformat(),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalRow:
+    """A field value held for review (``worker.ledger.proposals``); values as JSON."""
+
+    connection: str
+    object: str
+    record_id: str
+    field: str
+    value: Any
+    previous: Any
+    recording_id: str
+    extraction: str | None = None
+    recording_updated_at: datetime | None = None  # the recording version it came from
+    recorded_at: datetime | None = None  # when that conversation was recorded: the newer supersedes
+    id: int | None = None
+    status: str = "pending"
+    reason: str | None = None
+    created_at: datetime | None = None
+    decided_at: datetime | None = None
+
+    @classmethod
+    def of(cls, row: Any) -> ProposalRow:
+        """From a ``proposals`` result row."""
+        return cls(row.connection, row.object, row.record_id, row.field, row.value, row.previous,
+                   row.recording_id, row.extraction, row.recording_updated_at, row.recorded_at, row.id,
+                   row.status, row.reason, row.created_at, row.decided_at)
+
+    def to_json(self) -> dict[str, Any]:
+        """What ``writeback review --json`` prints for it (DESIGN §6)."""
+        return {
+            "id": self.id,
+            "connection": self.connection,
+            "object": self.object,
+            "recordId": self.record_id,
+            "field": self.field,
+            "value": self.value,
+            "previous": self.previous,
+            "recordingId": self.recording_id,
+            "extraction": self.extraction,
+            "createdAt": self.created_at.isoformat().replace("+00:00", "Z") if self.created_at else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RevertTarget:
+    """A field a recording wrote, as ``writeback revert`` sees it (values as JSON)."""
+
+    connection: str
+    object: str
+    record_id: str
+    field: str
+    previous: Any  # what the CRM held before the recording's first write: what a revert puts back
+    value: Any  # what the recording last put there (its write, or a revert's put-back)
+    reverted: bool  # that last put was a revert
+    later_recording: str | None  # another recording that wrote the field since, if any
+    extraction: str | None = None  # the extraction behind the recording's last write

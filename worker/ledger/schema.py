@@ -59,6 +59,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -66,6 +67,7 @@ __all__ = [
     "Attempt",
     "Base",
     "DeadLetter",
+    "Proposal",
     "Run",
     "UTCDateTime",
     "Watermark",
@@ -200,8 +202,9 @@ class Attempt(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (
-        Index("ix_attempts_target", "connection", "object", "record_id", "field"),
-        Index("ix_attempts_recording_id", "recording_id"),
+        # Revision 0006: ending in id, so history reads them newest first off the index.
+        Index("ix_attempts_record_history", "connection", "object", "record_id", "field", "id"),
+        Index("ix_attempts_recording_history", "recording_id", "id"),
     )
 
 
@@ -242,3 +245,32 @@ class WriteIntent(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_write_intents_target", "connection", "object", "record_id", "field"),)
+
+
+class Proposal(Base):
+    """A field value held for a person's review (revision 0007); see ``worker.ledger.proposals``."""
+
+    __tablename__ = "proposals"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    connection: Mapped[str] = mapped_column(String(255))
+    object: Mapped[str] = mapped_column(String(255))
+    record_id: Mapped[str] = mapped_column(String(255))
+    field: Mapped[str] = mapped_column(String(255))
+    value: Mapped[Any] = mapped_column(JSONValue(), nullable=True)  # the coerced value, as JSON
+    previous: Mapped[Any] = mapped_column(JSONValue(), nullable=True)  # the CRM's value when proposed
+    recording_id: Mapped[str] = mapped_column(String(255))
+    recording_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the recording version
+    recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # when the conversation was recorded
+    extraction: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # pending | approved | rejected | superseded
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_proposals_target", "connection", "object", "record_id", "field", "status"),
+        Index("ix_proposals_status", "status", "id"),
+        Index("ux_proposals_pending", "connection", "object", "record_id", "field", unique=True,
+              sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'")),
+    )

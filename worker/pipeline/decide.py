@@ -21,13 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from connectors.base import FieldSchema, ObjectSchema
+from worker.ledger.proposals import rejection_key
 from worker.pipeline import coercion, policies
 from worker.pipeline.plan import FieldWrite, RecordUpdate
 from worker.pipeline.writer import Context, FieldChange
-from worker.report import FieldReport, Outcome
+from worker.report import FieldReport, Outcome, to_json
 
 # Outcomes of a controller that refuse its dependent from the same recording.
 _REFUSED = (Outcome.INVALID_VALUE, Outcome.CONFLICT, Outcome.NULL_VALUE)
@@ -41,13 +43,17 @@ class PlannedChange(FieldChange):
     update: RecordUpdate = field(default=None)  # type: ignore[assignment]
     coerced: bool = False
     recency: tuple[Any, int] = (None, 0)  # (when the conversation was recorded, position): the newest wins
+    version: datetime | None = None  # the recording's updatedAt (a rejected value is per version)
+    recorded_at: datetime | None = None  # when the conversation was recorded (a newer proposal supersedes)
     # Lines of contested values set aside before the outcome (empty ones: null_value).
     notes: list[FieldReport] = field(default_factory=list)
 
     @classmethod
-    def of(cls, update: RecordUpdate, write: FieldWrite, recency: tuple[Any, int]) -> PlannedChange:
+    def of(cls, update: RecordUpdate, write: FieldWrite, recency: tuple[Any, int], *,
+           version: datetime | None = None, recorded_at: datetime | None = None) -> PlannedChange:
         return cls(update.connection, update.object, update.record_id, write.field, update.recording_id,
-                   extraction=write.extraction, write=write, update=update, recency=recency)
+                   extraction=write.extraction, write=write, update=update, recency=recency, version=version,
+                   recorded_at=recorded_at)
 
     @property
     def policy(self) -> str:
@@ -77,6 +83,7 @@ class ExtractionDecision:
     def __init__(self, *, write_nulls: bool) -> None:
         self.write_nulls = write_nulls
         self.batch: list[PlannedChange] = []  # every change of the batch, refused ones included
+        self._rejections: set[tuple[Any, ...]] | None = None
 
     def prepare(self, schema: ObjectSchema, changes: Sequence[FieldChange]) -> set[str]:
         self.batch = _planned(changes)
@@ -102,11 +109,21 @@ class ExtractionDecision:
                 winners[key] = change
                 verdict = policies.verdict(change.policy, change.previous, change.value, change.schema,
                                            ours.get(key), key in written)
+                if verdict is not None and verdict[0] is Outcome.PENDING_REVIEW and self._was_rejected(
+                        change, context):
+                    verdict = (Outcome.SKIPPED_POLICY, "rejected: a person rejected this value (writeback review)")
                 if verdict is not None:
                     change.decide(*verdict)
                 else:
                     to_send[key] = change
         return list(to_send.values())
+
+    def _was_rejected(self, change: PlannedChange, context: Context) -> bool:
+        """Whether a person rejected this value of this field from this recording version."""
+        if self._rejections is None:  # one ledger read per batch
+            self._rejections = context.rejected([c.record_id for c in self.batch])
+        return rejection_key(change.record_id, change.name, change.recording_id, change.version,
+                             to_json(change.value)) in self._rejections
 
     @staticmethod
     def _history(changes: Sequence[PlannedChange], context: Context) -> tuple[dict, set]:

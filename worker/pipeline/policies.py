@@ -10,7 +10,9 @@ value (``skipped_policy``, with the reason's code first):
 * ``protect_edits``: only when the CRM still holds a value we wrote (the last
   written one, or one we sent since and never recorded: a worker killed after
   the CRM accepted it), or when the field is empty and we never wrote it;
-  otherwise a person changed it since, and their edit stands.
+  otherwise a person changed it since, and their edit stands;
+* ``review``: never sent by the pipeline: the value becomes a proposal
+  (``pending_review``) that a person approves or rejects (``review``).
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from connectors.base import FieldSchema
 from worker.pipeline import coercion
 from worker.report import Outcome
 
-OVERWRITE, FILL_EMPTY, PROTECT_EDITS = "overwrite", "fill_empty", "protect_edits"
-POLICIES = (OVERWRITE, FILL_EMPTY, PROTECT_EDITS)
+OVERWRITE, FILL_EMPTY, PROTECT_EDITS, REVIEW = "overwrite", "fill_empty", "protect_edits", "review"
+POLICIES = (OVERWRITE, FILL_EMPTY, PROTECT_EDITS, REVIEW)
+#: The reason of a field held for review (``writeback review`` lists it).
+HELD = "review: waiting for a person (writeback review)"
 
 
 def verdict(policy: str, previous: Any, value: Any, field: FieldSchema, ours: Sequence[Any] | None = None,
@@ -42,6 +46,8 @@ def verdict(policy: str, previous: Any, value: Any, field: FieldSchema, ours: Se
         return Outcome.SKIPPED_POLICY, "fill_empty: the CRM field already has a value"
     if policy == PROTECT_EDITS:
         return _protect_edits(previous, field, ours, written)
+    if policy == REVIEW:  # a value that would really be written: a person decides (``worker.pipeline.review``)
+        return Outcome.PENDING_REVIEW, HELD
     return None
 
 

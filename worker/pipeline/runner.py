@@ -28,12 +28,13 @@ from worker.errors import (
     WritebackError,
 )
 from worker.limits.backoff import RetryPolicy
+from worker.pipeline import review
 from worker.pipeline.connector_pool import ConnectorPool
 from worker.pipeline.decide import ExtractionDecision, PlannedChange
 from worker.pipeline.plan import WritePlan
 from worker.pipeline.resolver import resolve
 from worker.pipeline.rules import unknown_entries
-from worker.pipeline.writer import Writer
+from worker.pipeline.writer import SHADOW, Writer
 from worker.report import (
     FieldReport,
     Outcome,
@@ -46,9 +47,6 @@ from worker.siro.client import RecordingNotFound, SiroClient
 from worker.siro.models import Recording
 
 log = logging.getLogger(__name__)
-
-#: The reason of a field a connection in shadow mode would have written.
-SHADOW = 'shadow: mode = "shadow", nothing is sent'
 
 Batch = tuple[ConnectionConfig, str, list[tuple[int, PlannedChange]]]  # connection, object, (plan index, change)
 
@@ -90,8 +88,11 @@ class Pipeline:
 
     # -- entry points -------------------------------------------------------
 
-    def sync(self, recording_id: str, *, dry_run: bool = False, trigger: str = "cli") -> RecordingReport:
-        """Fetch one recording from Siro and write it. Siro auth errors propagate."""
+    def sync(self, recording_id: str, *, dry_run: bool = False, trigger: str = "cli",
+             force: bool = False) -> RecordingReport:
+        """Fetch one recording from Siro and write it. Siro auth errors propagate.
+
+        ``force``: write it even when this version was reverted (``writeback sync --force``)."""
         if self.siro is None:
             raise RuntimeError("Pipeline.sync needs a Siro client")
         try:
@@ -101,13 +102,13 @@ class Pipeline:
                                              "Siro has no recording with this id")
             self.writer.record(report, trigger=trigger, dry_run=dry_run)
             return report
-        return self.process([recording], dry_run=dry_run, trigger=trigger)[0]
+        return self.process([recording], dry_run=dry_run, trigger=trigger, force=force)[0]
 
     def process(
-        self, recordings: Sequence[Recording], *, dry_run: bool = False, trigger: str = "cli"
+        self, recordings: Sequence[Recording], *, dry_run: bool = False, trigger: str = "cli", force: bool = False
     ) -> list[RecordingReport]:
         """Write recordings already fetched; one report per recording, in order."""
-        plans = self._plans(recordings)
+        plans = self._plans(recordings, force=force)
         changes: list[list[PlannedChange]] = [[] for _ in plans]  # per plan, in batch order
         for connection, object_name, batch in self._batches(plans, recordings):
             self._write_batch(connection, object_name, [change for _, change in batch], dry_run=dry_run)
@@ -122,14 +123,20 @@ class Pipeline:
 
     # -- stages ---------------------------------------------------------------
 
-    def _plans(self, recordings: Sequence[Recording]) -> list[WritePlan]:
-        """Each recording's write plan; an older snapshot of one already written is skipped (stale)."""
+    def _plans(self, recordings: Sequence[Recording], *, force: bool = False) -> list[WritePlan]:
+        """Each recording's write plan; an older snapshot of one already written is skipped (stale),
+        and so is a version that was reverted (unless ``force``)."""
+        reverted = {} if force else self._reverted(recordings)
         newer = self._newer_versions(recordings)
-        return [
-            WritePlan(recording.id, None, skipped=Reason.STALE, detail=newer[recording.id])
-            if recording.id in newer else self._plan(recording)
-            for recording in recordings
-        ]
+        plans = []
+        for recording in recordings:
+            if recording.id in reverted:
+                plans.append(WritePlan(recording.id, None, skipped=Reason.REVERTED, detail=reverted[recording.id]))
+            elif recording.id in newer:
+                plans.append(WritePlan(recording.id, None, skipped=Reason.STALE, detail=newer[recording.id]))
+            else:
+                plans.append(self._plan(recording))
+        return plans
 
     def _plan(self, recording: Recording) -> WritePlan:
         link_id = recording.crm.integration_connection_id if recording.crm else None
@@ -144,13 +151,16 @@ class Pipeline:
             if plan.connection is None:
                 continue
             connection = next(c for c in self.config.connections if c.display_name == plan.connection)
-            recency = (_timestamp(recordings[index]), index)
+            recording = recordings[index]
+            recency = (_timestamp(recording), index)
             for update in plan.updates:
                 key = (plan.connection, update.object.casefold())
                 if key not in grouped:
                     grouped[key] = (connection, update.object, [])
                 grouped[key][2].extend(
-                    (index, PlannedChange.of(update, write, recency)) for write in update.fields.values()
+                    (index, PlannedChange.of(update, write, recency, version=recording.updated_at,
+                                             recorded_at=recording.created_at or recording.updated_at))
+                    for write in update.fields.values()
                 )
         return grouped.values()
 
@@ -163,6 +173,7 @@ class Pipeline:
                 return
             self.writer.write(connection, object_name, changes, decision, dry_run=dry_run or shadow,
                               unsent=SHADOW if shadow and not dry_run else None)
+            review.hold(self.ledger, changes, dry_run=dry_run, shadow=shadow)
         except SoftTimeLimit:
             raise  # the task retries the recording; what was written is ``unchanged`` next time
         except (ConfigError, CredentialError) as exc:  # the connector could not be built or asked
@@ -230,6 +241,19 @@ class Pipeline:
             waits = [change.retry_after for change in transient if change.retry_after is not None]
             report.retry_after = max(waits) if waits else None
         return report
+
+    def _reverted(self, recordings: Sequence[Recording]) -> dict[str, str]:
+        """Why each recording whose version was reverted (``writeback revert``) is skipped."""
+        if self.ledger is None:
+            return {}
+        reverted = self.ledger.reverted_versions([recording.id for recording in recordings])
+        return {
+            recording.id: f"this version (updatedAt {reverted[recording.id].isoformat()}) was reverted; "
+            "writeback sync --force writes it again"
+            for recording in recordings
+            if recording.id in reverted and (recording.updated_at is None
+                                             or recording.updated_at <= reverted[recording.id])
+        }
 
     def _newer_versions(self, recordings: Sequence[Recording]) -> dict[str, str]:
         """Why each recording whose newer version was already written is skipped.

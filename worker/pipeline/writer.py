@@ -53,6 +53,7 @@ from connectors.base import (
     AuthError,
     ConfigError,
     Connector,
+    CredentialError,
     FieldSchema,
     FieldType,
     ObjectSchema,
@@ -67,13 +68,16 @@ from worker.errors import Reason
 from worker.limits.backoff import RetryPolicy
 from worker.pipeline import coercion
 from worker.pipeline.connector_pool import ConnectorPool
-from worker.report import FieldReport, Outcome, RecordingReport, to_json
+from worker.report import FieldReport, Outcome, RecordingReport, status_of, to_json
 
 if TYPE_CHECKING:
     from worker.ledger import Ledger
     from worker.settings import ConnectionConfig
 
 log = logging.getLogger(__name__)
+
+#: The reason of a field a connection in shadow mode would have written.
+SHADOW = 'shadow: mode = "shadow", nothing is sent'
 
 
 @dataclass(eq=False)
@@ -169,10 +173,16 @@ class CurrentValues:
 class Context:
     """What a decision may consult after the read: the CRM's values and our own history."""
 
-    def __init__(self, current: CurrentValues, history: Callable[[Sequence[str], Sequence[str]], Any]) -> None:
+    def __init__(self, current: CurrentValues, history: Callable[[Sequence[str], Sequence[str]], Any],
+                 rejected: Callable[[Sequence[str]], set[tuple[Any, ...]]] | None = None) -> None:
         self.current = current
         self._history = history
+        self._rejected = rejected
         self._ours: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
+
+    def rejected(self, record_ids: Sequence[str]) -> set[tuple[Any, ...]]:
+        """``Ledger.rejected_values`` of these records: values a person rejected (one ledger read)."""
+        return self._rejected(record_ids) if self._rejected is not None else set()
 
     def ours(self, record_ids: Sequence[str], fields: Sequence[str]) -> tuple[dict, set]:
         """``Ledger.protected_values`` for these records and fields (one ledger read, cached)."""
@@ -231,12 +241,39 @@ class Writer:
                 change.previous = current.get(change.record_id, change.schema)
         live = [change for change in pending if not change.done]
         history = self._history(connection.display_name, object_name)
-        to_send = decision.decide(schema, live, Context(current, history))
+        rejected = self._rejected(connection.display_name, object_name)
+        to_send = decision.decide(schema, live, Context(current, history, rejected))
         if dry_run:
             for change in to_send:
                 change.decide(Outcome.PLANNED, unsent)
         elif to_send:
             self._send(connector, connection.display_name, object_name, to_send)
+
+    def write_each(self, connections: Sequence[ConnectionConfig], changes: Sequence[FieldChange],
+                   decision: Callable[[], Decision], *, dry_run: bool = False) -> None:
+        """``write`` changes of any connections and objects, one batch per (connection, object).
+
+        For callers that start from the ledger (revert, review approval): a change names its
+        connection by its config name; one the config no longer has fails. A connection in shadow
+        mode sends nothing (``planned``). Rejected credentials and config errors fail their batch.
+        """
+        by_name = {connection.display_name: connection for connection in connections}
+        groups: dict[tuple[str, str], list[FieldChange]] = {}
+        for change in changes:
+            if change.connection not in by_name:
+                change.decide(Outcome.FAILED, f"the config has no connection {change.connection!r} any more")
+            else:
+                groups.setdefault((change.connection, change.object.casefold()), []).append(change)
+        for (name, _), batch in groups.items():
+            connection = by_name[name]
+            shadow = connection.mode == "shadow"
+            try:
+                self.write(connection, batch[0].object, batch, decision(), dry_run=dry_run or shadow,
+                           unsent=SHADOW if shadow and not dry_run else None)
+            except (ConfigError, CredentialError, TransientError) as exc:
+                for change in batch:
+                    if not change.done:
+                        change.fail(exc)
 
     def record(self, report: RecordingReport, *, trigger: str, dry_run: bool = False,
                version: datetime | None = None) -> None:
@@ -280,6 +317,12 @@ class Writer:
             if self.ledger is None:
                 return {}, set()
             return self.ledger.protected_values(connection, object_name, record_ids, fields)
+
+        return read
+
+    def _rejected(self, connection: str, object_name: str) -> Callable[[Sequence[str]], set[tuple[Any, ...]]]:
+        def read(record_ids: Sequence[str]) -> set[tuple[Any, ...]]:
+            return self.ledger.rejected_values(connection, object_name, record_ids) if self.ledger else set()
 
         return read
 
@@ -347,6 +390,14 @@ class Writer:
             except WritebackError as exc:
                 answers.absorb(exc.partial)
                 return answers.results(), exc
+
+
+def report_of(recording_id: str, changes: Sequence[FieldChange]) -> RecordingReport:
+    """A recording's report from its changes, for callers that write without a plan (revert,
+    review): ``code`` says when a whole connection failed for its credentials or config."""
+    lines = [line for change in changes for line in change.reports]
+    cause = next((change.cause for change in changes if change.cause), None)
+    return RecordingReport(recording_id, status_of(lines), lines, code=cause)
 
 
 def _settle(change: FieldChange, result: Any, failure: WritebackError | None) -> None:

@@ -7,6 +7,9 @@
   entity extractions (and the summary on request);
 - ``list_recordings(...)`` / ``iter_pages(...)``: ``GET /v1/core/recordings``
   with the ``updatedAt``/``createdAt`` filters, ``pageSize`` and ``cursor``;
+- ``list_connections(...)`` / ``iter_connections(...)``: every page of
+  ``GET /v1/core/integrations/connections`` (optionally one
+  ``integrationPlatform``);
 - ``caller_identity()``: ``GET /v1/core/auth/caller-identity``.
 
 Reliability: 429, 408, 5xx, timeouts and network errors are retried with
@@ -54,13 +57,20 @@ from worker.siro.errors import (  # noqa: F401 - the client's errors, importable
     SiroRequestError,
     SiroUnavailable,
 )
-from worker.siro.models import CallerIdentity, Recording, RecordingPage
+from worker.siro.models import (
+    CallerIdentity,
+    ConnectionPage,
+    IntegrationConnection,
+    Recording,
+    RecordingPage,
+)
 from worker.siro.pacing import RateLimiter
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "siro-writeback/0.1 (+httpx)"
 CALLER_IDENTITY = "/v1/core/auth/caller-identity"
+CONNECTIONS = "/v1/core/integrations/connections"
 MAX_PAGE_SIZE = 100
 _EXCERPT_CHARS = 200
 
@@ -280,6 +290,42 @@ class SiroClient:
         """Every recording of a listing (``iter_pages`` flattened)."""
         for page in self.iter_pages(**filters):
             yield from page.data
+
+    def list_connections(self, *, integration_platform: str | None = None) -> list[IntegrationConnection]:
+        """Every integration connection of the organization (all pages), optionally of one platform."""
+        return list(self.iter_connections(integration_platform=integration_platform))
+
+    def iter_connections(self, *, integration_platform: str | None = None) -> Iterator[IntegrationConnection]:
+        """``GET /v1/core/integrations/connections``, following ``cursor`` until Siro returns null.
+
+        The spec names no page size for this endpoint, so none is sent; the
+        filter is sent again with every cursor (as for recordings).
+        """
+        params: dict[str, str] = {}
+        if integration_platform is not None:
+            if not isinstance(integration_platform, str) or not integration_platform.strip():
+                raise ValueError(f"integration_platform must be a platform name, got {integration_platform!r}")
+            params["integrationPlatform"] = integration_platform.strip()
+        seen: set[str] = set()
+        while True:
+            page = self._connection_page(params)
+            yield from page.data
+            if not page.cursor:
+                return
+            if page.cursor in seen:
+                raise SiroProtocolError("Siro returned a pagination cursor twice (loop)", CONNECTIONS)
+            seen.add(page.cursor)
+            params = {**params, "cursor": page.cursor}
+
+    def _connection_page(self, params: dict[str, str]) -> ConnectionPage:
+        payload = self._get_json(CONNECTIONS, params)
+        if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+            raise SiroProtocolError("Siro returned a connection list without a 'data' array", CONNECTIONS)
+        try:
+            return ConnectionPage.model_validate(payload)
+        except ValidationError as exc:
+            raise SiroProtocolError(f"Siro returned an unusable connection page ({exc.error_count()} errors)",
+                                    CONNECTIONS) from None
 
     def caller_identity(self) -> CallerIdentity:
         """``GET /v1/core/auth/caller-identity``: what the token is (for ``writeback check``)."""

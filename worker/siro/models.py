@@ -1,7 +1,8 @@
-"""Typed, tolerant models of Siro's recording payloads.
+"""Typed, tolerant models of Siro's recording and integration connection payloads.
 
 Checked against ``shared/siro/siro-external-api.openapi.json`` (GET
-``/v1/core/recordings/{id}`` and the list endpoint). Tolerant by design: fields
+``/v1/core/recordings/{id}``, the list endpoint, and
+``/v1/core/integrations/connections``). Tolerant by design: fields
 Siro adds later are kept (``extra="allow"``), and fields we rely on but that a
 payload lacks get safe defaults instead of a crash. A malformed mapping (no
 model or field name) is kept as it came so the resolver can report it rather
@@ -258,27 +259,29 @@ class RecordingPage(SiroModel):
 
     @field_validator("data", mode="before")
     @classmethod
-    def _usable_recordings(cls, value: Any) -> Any:
-        # One unusable item (not an object, or without an id) must not sink the
-        # page: it is dropped with a warning, the rest is processed.
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            log.warning("Siro recording page: 'data' is not a list (%s); treated as empty", type(value).__name__)
-            return []
-        kept = []
-        for index, item in enumerate(value):
-            if isinstance(item, dict) and _id_string(item.get("id")):
-                kept.append(item)
-            else:
-                log.warning("Siro recording page: item %d has no usable id; skipped", index)
-        return kept
+    def _usable_recordings(cls, value: Any) -> list[Any]:
+        return _items_with_ids(value, "recording")
 
     @field_validator("cursor", mode="before")
     @classmethod
-    def _cursor_text(cls, value: Any) -> Any:
-        value = _id_string(value)
-        return value or None
+    def _cursor_text(cls, value: Any) -> str | None:
+        return _id_string(value) or None
+
+
+def _items_with_ids(value: Any, what: str) -> list[Any]:
+    """A page's ``data``: one unusable item (not an object, or without an id) must not sink the
+    page; it is dropped with a warning, the rest is processed."""
+    if not isinstance(value, list):
+        if value is not None:
+            log.warning("Siro %s page: 'data' is not a list (%s); treated as empty", what, type(value).__name__)
+        return []
+    kept = []
+    for index, item in enumerate(value):
+        if isinstance(item, dict) and _id_string(item.get("id")):
+            kept.append(item)
+        else:
+            log.warning("Siro %s page: item %d has no usable id; skipped", what, index)
+    return kept
 
 
 class CallerIdentity(SiroModel):
@@ -307,3 +310,93 @@ class CallerIdentity(SiroModel):
     @classmethod
     def _tolerate_bad_timestamp(cls, value: Any) -> Any:
         return _parse_timestamp(value)
+
+
+# --------------------------------------------------------------------------
+# integration connections (GET /v1/core/integrations/connections)
+
+
+class SyncStatus(SiroModel):
+    """One model's sync state on a connection (``modelSyncStatus``: SYNCING, UP_TO_DATE, ERROR, ...)."""
+
+    id: str | None = None
+    model_name: str | None = None
+    model_sync_status: str | None = None
+    model_modified_after: dt.datetime | None = None
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+
+    @field_validator("id", "model_name", "model_sync_status", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        return _id_string(value)
+
+    @field_validator("model_modified_after", "created_at", "updated_at", mode="before")
+    @classmethod
+    def _tolerate_bad_timestamp(cls, value: Any) -> Any:
+        return _parse_timestamp(value)
+
+
+class IntegrationConnection(SiroModel):
+    """A Siro integration connection: what a recording's ``crm.integrationConnectionId`` names.
+
+    ``integrationPlatform`` is kept as any string (the spec's response enum lags
+    its filter's: SALESFORCE, KNOCK, ... are listed there only); an unreadable
+    ``isActive`` is None (unknown), never a crash.
+    """
+
+    id: str
+    name: str | None = None
+    external_account_id: str | None = None
+    organization_id: str | None = None
+    integration_platform: str | None = None
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+    is_active: bool | None = None
+    sync_status: list[SyncStatus] = Field(default_factory=list)
+    sync_transcript: bool | None = None
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_text(cls, value: Any) -> Any:
+        value = _id_string(value)
+        if value == "":
+            raise ValueError("empty connection id")
+        return value
+
+    @field_validator("name", "external_account_id", "organization_id", "integration_platform", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        return _id_string(value)
+
+    @field_validator("created_at", "updated_at", mode="before")
+    @classmethod
+    def _tolerate_bad_timestamp(cls, value: Any) -> Any:
+        return _parse_timestamp(value)
+
+    @field_validator("is_active", "sync_transcript", mode="before")
+    @classmethod
+    def _boolean(cls, value: Any) -> Any:
+        return value if isinstance(value, bool) else None
+
+    @field_validator("sync_status", mode="before")
+    @classmethod
+    def _only_objects(cls, value: Any) -> Any:
+        return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+class ConnectionPage(SiroModel):
+    """One page of ``GET /v1/core/integrations/connections``; ``cursor`` is None on the last."""
+
+    data: list[IntegrationConnection] = Field(default_factory=list)
+    cursor: str | None = None
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _usable_connections(cls, value: Any) -> list[Any]:
+        return _items_with_ids(value, "connection")
+
+    @field_validator("cursor", mode="before")
+    @classmethod
+    def _cursor_text(cls, value: Any) -> str | None:
+        return _id_string(value) or None

@@ -1,0 +1,88 @@
+"""The history an operator reads (``writeback history``, DESIGN §6): by recording, and by CRM record.
+
+Both reads stay index lookups however long the ledger grows (revision 0006;
+``bench/history.py`` times them on a million attempts):
+
+* :meth:`History.history` (one recording): its runs through an index of
+  ``runs.recording_id`` (a handful of rows, sorted), then its attempts
+  through ``ix_attempts_recording_history`` (``recording_id, id``) in id
+  order, handed to their runs in Python;
+* :meth:`History.record_history` (one CRM record, maybe one field): its
+  attempts through ``ix_attempts_record_history`` (``connection, object,
+  record_id, field, id``), joined to their runs for the trigger. With a
+  field, the index's rows are already newest first; without one, the
+  database sorts the record's own rows.
+
+Fields are stored as the CRM spells them (or as a Siro mapping did, for a
+field the CRM lacks) and compared case-insensitively, as everywhere in the
+ledger: the record's stored spellings are read first (an index-only scan, a
+handful of names), folded here (SQLite's ``lower()`` is ASCII-only), and the
+attempts of the matching spellings are read by equality.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from .engine import Database
+from .rows import AttemptRow, RecordHistoryRow, RunHistory, RunRow, check_str
+from .schema import Attempt, Run
+
+__all__ = ["History"]
+
+
+class History(Database):
+    """The two history reads: every run of a recording, every outcome on a CRM record."""
+
+    def history(self, recording_id: str) -> list[RunHistory]:
+        """Every run of ``recording_id``, newest first, each with its attempts in the order they
+        were recorded. A recording the ledger never saw has no runs (``[]``)."""
+        check_str(recording_id, "recording_id")
+        runs_stmt = select(*Run.__table__.c).where(Run.recording_id == recording_id).order_by(Run.id.desc())
+        attempts_stmt = (
+            select(*Attempt.__table__.c).where(Attempt.recording_id == recording_id).order_by(Attempt.id)
+        )
+        with self._read("reading a recording's history") as conn:
+            runs = [RunRow.of(row) for row in conn.execute(runs_stmt)]
+            if not runs:
+                return []
+            by_run: dict[int, list[AttemptRow]] = {run.id: [] for run in runs}
+            for row in conn.execute(attempts_stmt):
+                # A run started after the runs were read is left out, with its attempts.
+                if row.run_id in by_run:
+                    by_run[row.run_id].append(AttemptRow.of(row))
+        return [RunHistory(run, tuple(by_run[run.id])) for run in runs]
+
+    def record_history(
+        self, connection: str, object: str, record_id: str, field: str | None = None
+    ) -> list[RecordHistoryRow]:
+        """Every attempt on one CRM record (all recordings), newest first, each with its run's
+        trigger; only those of ``field`` (any case) when given. Unknown records have none."""
+        for value, name in ((connection, "connection"), (object, "object"), (record_id, "record_id")):
+            check_str(value, name)
+        if field is not None:
+            check_str(field, "field")
+        scope = [Attempt.connection == connection, Attempt.object == object, Attempt.record_id == record_id]
+        with self._read("reading a record's history") as conn:
+            if field is not None:
+                spellings = _spellings(conn, scope, field)
+                if not spellings:
+                    return []
+                scope.append(Attempt.field == spellings[0] if len(spellings) == 1 else Attempt.field.in_(spellings))
+            stmt = (
+                select(*Attempt.__table__.c, Run.trigger.label("run_trigger"))
+                .join(Run, Run.id == Attempt.run_id)
+                .where(*scope)
+                .order_by(Attempt.id.desc())
+            )
+            return [RecordHistoryRow(AttemptRow.of(row), row.run_trigger) for row in conn.execute(stmt)]
+
+
+def _spellings(conn: Connection, scope: list[Any], field: str) -> list[str]:
+    """The spellings of ``field`` (compared case-insensitively) stored on the record in ``scope``."""
+    wanted = field.casefold()
+    stored = conn.execute(select(Attempt.field).where(*scope).distinct()).scalars()
+    return sorted(name for name in stored if name is not None and name.casefold() == wanted)
