@@ -144,3 +144,31 @@ def test_a_revert_stands_until_the_pipeline_writes_the_recording_again(ledger: L
 
     run(ledger, "rec-1", "cli", [line("Amount", 18750, 12500)], version=DAY2)  # sync --force
     assert ledger.reverted_versions(["rec-1"]) == {}
+
+
+def test_two_processes_proposing_one_field_at_once_leave_one_pending(postgres_url: str) -> None:
+    """PostgreSQL runs proposals concurrently (SQLite serialises writers): another process's proposal
+    lands between this one's read and its insert. The database refuses the second pending row, and
+    this one proposes again against what the other stored: nothing is lost, nothing doubled."""
+    from sqlalchemy import event
+
+    ledger, other = Ledger.open(postgres_url), Ledger.open(postgres_url)
+    raced = []
+
+    def meanwhile(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("INSERT INTO proposals") and not raced:
+            raced.append(other.propose(proposal("rec-other", 1, recorded_at=DAY1.replace(hour=8))))
+
+    event.listen(ledger.engine, "before_cursor_execute", meanwhile)
+    try:
+        done, held = ledger.propose(proposal("rec-1", 18750, recorded_at=DAY2))
+    finally:
+        event.remove(ledger.engine, "before_cursor_execute", meanwhile)
+        other.close()
+
+    assert raced and raced[0][0] is Proposed.NEW
+    assert done is Proposed.NEW  # the later conversation's value supersedes the other process's
+    [pending] = ledger.proposals()
+    assert (pending.id, pending.recording_id, pending.value) == (held, "rec-1", 18750)
+    assert [row.status for row in ledger.proposals(status=None)] == ["superseded", "pending"]
+    ledger.close()

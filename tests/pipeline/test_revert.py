@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from connectors.base import TransientError
 from tests.fixtures.memory_crm import (
     CONTACT,
     OPPORTUNITY,
@@ -175,3 +176,34 @@ def test_a_connection_gone_from_the_config_fails_its_fields(memory_crm, sf, make
     assert {(line.outcome, line.reason) for line in report.fields} == {
         ("failed", "the config has no connection 'sf' any more")}
     assert report.status == "partial"
+
+
+def test_a_later_recording_that_was_itself_reverted_does_not_stand_in_the_way(memory_crm, sf):
+    sf.process([written()])
+    later = recording("rec-2", [X("Deal size", 20000, ("Opportunity", "Amount"))], opportunity=OPPORTUNITY,
+                      created_at="2026-11-05T09:00:00.000Z")
+    sf.process([later])
+    assert outcomes_of(revert(sf, "rec-2"))[("Opportunity", OPPORTUNITY, "Amount")][:2] == ("reverted", 18750)
+
+    amount = outcomes_of(revert(sf, "rec-1"))[("Opportunity", OPPORTUNITY, "Amount")]
+
+    assert amount[:3] == ("reverted", 12500, 18750)
+    assert memory_crm.record("Opportunity", OPPORTUNITY)["Amount"] == 12500
+
+
+def test_a_revert_that_settled_nothing_does_not_stop_later_passes(memory_crm, sf, make_memory_pipeline):
+    """In shadow mode a revert only plans; with the CRM down every field fails: either way the
+    values are still in the CRM, and the version is not taken for reverted."""
+    sf.process([written()])
+    shadow = make_memory_pipeline(memory_crm, sf.database_url, fields={"policy": {}}, mode="shadow")
+    assert {line.outcome for line in revert(shadow, "rec-1").fields} == {"planned"}
+    for _ in range(6):  # two objects, three tries each
+        memory_crm.fail_next("read", TransientError("503 Service Unavailable"))
+    down = revert(sf, "rec-1")
+    assert {line.outcome for line in down.fields} == {"failed"} and down.status == "partial"
+    memory_crm.set_values("Opportunity", OPPORTUNITY, {"Amount": 1})  # drifted since
+
+    [again] = sf.process([written()])
+
+    assert again.status == "ok"
+    assert outcomes_of(again)[("Opportunity", OPPORTUNITY, "Amount")][:3] == ("written", 18750, 1)

@@ -14,8 +14,10 @@ from dataclasses import replace
 import pytest
 
 from tests.fixtures.memory_crm import (
+    DEAL_ACME,
     OPPORTUNITY,
     OPPORTUNITY2,
+    RENEWALS_PIPELINE,
     SCHEMA,
     MemoryCRM,
     extraction,
@@ -178,3 +180,81 @@ def test_a_dry_run_holds_nothing_and_shadow_mode_plans(memory_crm, sf, make_memo
     amount = outcomes_of(planned)[("Opportunity", OPPORTUNITY2, "Amount")]
     assert amount.outcome == "planned" and "policy review" in amount.reason
     assert review.pending(shadow.ledger) == [] and memory_crm.writes() == []
+
+
+def test_a_stage_waits_with_its_pipeline_and_is_matched_in_the_proposed_one(hubspot_crm, make_hubspot_pipeline):
+    """deals.pipeline under review: the stage from the same recording waits with it, as the renewals
+    pipeline's Closed Won (not the current pipeline's), and approving both moves the deal whole."""
+    hs = make_hubspot_pipeline(hubspot_crm, fields={"policy": {"deals.pipeline": "review"}})
+    rec = recording("rec-p", [X("Pipeline", "Enterprise Renewals", ("Deal", "pipeline")),
+                              X("Stage", "Closed Won", ("Deal", "dealstage"))],
+                    opportunity=DEAL_ACME, integration_connection_id="ic_hs")
+
+    [report] = hs.process([rec])
+
+    got = outcomes_of(report)
+    assert got[("deals", DEAL_ACME, "pipeline")][:2] == ("pending_review", RENEWALS_PIPELINE)
+    assert got[("deals", DEAL_ACME, "dealstage")][:2] == ("pending_review", "61342873")
+    assert got[("deals", DEAL_ACME, "dealstage")].reason.endswith("waits for a person, with pipeline (writeback review)")
+    assert hubspot_crm.writes() == []
+    approval = review.approve(hs)
+    assert {line.field: line.outcome for _, line in approval.lines} == {"pipeline": "written", "dealstage": "written"}
+    assert hubspot_crm.writes() == [[(DEAL_ACME, {"pipeline": RENEWALS_PIPELINE, "dealstage": "61342873"})]]
+
+
+@pytest.mark.parametrize("updated_at", ["2026-11-01T11:00:00+02:00", "2026-11-01T09:00:00.123Z"])
+def test_a_rejection_is_remembered_whatever_offset_siro_sends(memory_crm, make_memory_pipeline, database_url,
+                                                              updated_at):
+    sf = make_memory_pipeline(memory_crm, database_url, fields=REVIEWED)
+    sf.process([rec(updated_at=updated_at)])
+    review.reject(sf.ledger)
+
+    [again] = sf.process([rec(updated_at=updated_at)])
+
+    assert outcomes_of(again)[("Opportunity", OPPORTUNITY, "Amount")].reason.startswith("rejected: ")
+    assert review.pending(sf.ledger) == []
+
+
+def test_a_proposal_being_approved_cannot_be_rejected_and_a_stale_claim_is_pending_again(memory_crm, sf):
+    from sqlalchemy import update
+
+    from worker.ledger.proposals import STALE_CLAIM
+    from worker.ledger.schema import Proposal, utcnow
+
+    sf.process([rec()])
+    [amount, stage] = [p.id for p in review.pending(sf.ledger)]
+    claimed, refused = sf.ledger.claim_proposals([amount])  # another operator's approval, under way
+    assert [row.id for row in claimed] == [amount] and refused == {}
+
+    with pytest.raises(review.NotPending, match=rf"not pending: {amount} \(approving\)"):
+        review.reject(sf.ledger, [amount])
+    with pytest.raises(review.NotPending):
+        review.approve(sf, [amount, stage])  # all or nothing: the stage is not written either
+    assert memory_crm.writes() == [[(OPPORTUNITY, {"NextStep": "Call Tuesday"})]]
+    assert [p.id for p in review.pending(sf.ledger)] == [stage]
+
+    with sf.ledger.engine.begin() as conn:  # that process died ten minutes ago
+        conn.execute(update(Proposal).where(Proposal.id == amount).values(decided_at=utcnow() - STALE_CLAIM * 2))
+    assert [p.id for p in review.pending(sf.ledger)] == [amount, stage]
+    assert {line.outcome for _, line in review.approve(sf).lines} == {"written"}
+
+
+def test_a_revert_withdraws_the_recordings_proposals(memory_crm, sf):
+    from worker.pipeline.revert import revert
+
+    sf.process([rec()])  # NextStep written, Amount and StageName held
+
+    revert(sf, "rec-1")
+
+    assert review.pending(sf.ledger) == []
+    assert {p.reason for p in sf.ledger.proposals(status=None)} == {"superseded: the recording was reverted"}
+
+
+def test_a_later_conversation_that_finds_the_crm_as_it_says_withdraws_an_older_proposal(memory_crm, sf):
+    sf.process([rec()])  # rec-1 proposes Amount 18750
+    memory_crm.set_values("Opportunity", OPPORTUNITY, {"Amount": 30000})  # a rep sets it
+
+    [later] = sf.process([rec("rec-2", 30000, created_at="2026-11-04T09:00:00.000Z")])
+
+    assert outcomes_of(later)[("Opportunity", OPPORTUNITY, "Amount")].outcome == "unchanged"
+    assert [p.field for p in review.pending(sf.ledger)] == ["StageName"]  # approving 18750 would undo rec-2

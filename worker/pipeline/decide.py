@@ -45,6 +45,7 @@ class PlannedChange(FieldChange):
     recency: tuple[Any, int] = (None, 0)  # (when the conversation was recorded, position): the newest wins
     version: datetime | None = None  # the recording's updatedAt (a rejected value is per version)
     recorded_at: datetime | None = None  # when the conversation was recorded (a newer proposal supersedes)
+    held_with: str | None = None  # the controller field held for review that this dependent waits with
     # Lines of contested values set aside before the outcome (empty ones: null_value).
     notes: list[FieldReport] = field(default_factory=list)
 
@@ -109,6 +110,8 @@ class ExtractionDecision:
                 winners[key] = change
                 verdict = policies.verdict(change.policy, change.previous, change.value, change.schema,
                                            ours.get(key), key in written)
+                if verdict is None and change.held_with:
+                    verdict = (Outcome.PENDING_REVIEW, f"review: waits with {change.held_with}, held for a person")
                 if verdict is not None and verdict[0] is Outcome.PENDING_REVIEW and self._was_rejected(
                         change, context):
                     verdict = (Outcome.SKIPPED_POLICY, "rejected: a person rejected this value (writeback review)")
@@ -157,6 +160,10 @@ class ExtractionDecision:
             if winner is not None and (winner.outcome in (Outcome.UNCHANGED, Outcome.PLANNED)
                                        or to_send.get(key) is winner):
                 value = winner.value
+            elif winner is not None and winner.outcome is Outcome.PENDING_REVIEW:
+                # The controller waits for a person: its dependent waits with it, matched in the
+                # controller's proposed value (approving both writes them together).
+                value, change.held_with = winner.value, controller.name
             elif refused is not None:
                 change.decide(Outcome.INVALID_VALUE, f"depends on {controller.name}, whose value from this "
                                                      f"recording is not written ({refused.outcome})")

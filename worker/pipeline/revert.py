@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 __all__ = ["RevertChange", "RevertDecision", "revert"]
 
 EDITED_SINCE = "edited_since"
+#: Outcomes after which the revert stands (``Ledger.reverted_versions`` counts the same).
+_STANDS = (Outcome.REVERTED, Outcome.UNCHANGED, Outcome.SKIPPED_POLICY)
 
 
 @dataclass(eq=False)
@@ -103,6 +105,8 @@ def revert(pipeline: Pipeline, recording_id: str, *, dry_run: bool = False) -> R
     report = report_of(recording_id, changes)
     version = ledger.newest_versions([recording_id]).get(recording_id)
     pipeline.writer.record(report, trigger=REVERT, dry_run=dry_run, version=version)
+    if not dry_run and any(change.outcome in _STANDS for change in changes):
+        ledger.withdraw_proposals("superseded: the recording was reverted", recording_id=recording_id)
     return report
 
 
