@@ -69,11 +69,13 @@ def hold(ledger: Ledger | None, changes: Sequence[FieldChange], *, dry_run: bool
     settled = [change for change in changes if getattr(change, "policy", None) == policies.REVIEW
                and change.outcome in (Outcome.UNCHANGED, Outcome.WRITTEN)]
     if settled and ledger is not None and not (dry_run or shadow):
-        first = settled[0]
-        ledger.withdraw_proposals(
-            f"superseded: recording {first.recording_id}, of a later conversation, found the CRM holding its value",
-            connection=first.connection, object=first.object,
-            fields=[(change.record_id, change.name, getattr(change, "recorded_at", None)) for change in settled])
+        try:
+            ledger.withdraw_proposals(
+                "superseded: a later conversation found the CRM holding its value",
+                connection=settled[0].connection, object=settled[0].object,
+                fields=[(change.record_id, change.name, getattr(change, "recorded_at", None)) for change in settled])
+        except Exception:  # the outcomes stand; an older proposal stays listed for a person to reject
+            log.warning("could not withdraw proposals made moot on %s", settled[0].object, exc_info=True)
 
 
 def _propose(ledger: Ledger, change: FieldChange) -> None:
