@@ -3,8 +3,9 @@
 Each command runs as a fresh process would (new Siro client, new connectors,
 so schemas are fetched again), with the demo's own configuration, against the
 shipped simulators. Prints one line per command with the requests by kind:
-two syncs of each recording, then two reverts of it (the second finds
-nothing to put back).
+two syncs of each recording (its summary note created, then unchanged), a
+third after its summary changed (the note updated in place), then two
+reverts of it (the second finds nothing to put back).
 
 Usage::
 
@@ -30,13 +31,18 @@ def main() -> None:
         ledger = Ledger.open(f"sqlite:///{local.folder}/ledger.db")
         try:
             for recording_id in (recordings.salesforce, recordings.hubspot):
-                for attempt in ("first sync", "second sync"):
+                for attempt in ("first sync", "second sync", "summary changed"):
+                    if attempt == "summary changed":
+                        local.siro.update_recording(recording_id, summary=[
+                            {"id": "s1", "name": "Overview", "content": "The customer asked for a second quote."}])
                     local.clear_crm_logs()
                     pipeline = local_pipeline(local, config, ledger=ledger)  # a new process: schemas fetched again
                     report = pipeline.sync(recording_id)
                     kinds = local.crm_requests()
+                    notes = ", ".join(f"note {note.outcome}" for note in report.notes)
                     print(f"{recording_id} {attempt}: {pipeline.siro.request_count} Siro, {sum(kinds.values())} CRM "
-                          f"{dict(sorted(kinds.items()))}; {report.counts().get('written', 0)} fields written")
+                          f"{dict(sorted(kinds.items()))}; {report.counts().get('written', 0)} fields written; "
+                          f"{notes} ({local.crm_note_requests()} note requests)")
                 for attempt in ("revert", "second revert"):
                     local.clear_crm_logs()
                     pipeline = local_pipeline(local, config, ledger=ledger)

@@ -271,12 +271,20 @@ class Gate(Protocol):
     ``request()`` waits for the connection's shared rate and concurrency limits
     and raises ``TransientError`` (nothing sent) when the request must not go
     now; ``observe_daily_usage`` reports the CRM's count of its daily
-    allocation, as a response told it.
+    allocation, as a response told it; ``observe_response`` reports each request
+    sent: ``kind`` one of ``GATE_KINDS``, ``status`` the HTTP status, None when
+    no answer came (a connector that does not call it is simply not counted).
     """
 
     def request(self) -> AbstractContextManager[None]: ...
 
     def observe_daily_usage(self, used: int, limit: int) -> None: ...
+
+    def observe_response(self, kind: str, status: int | None) -> None: ...
+
+
+#: What a request was for, as a connector tells ``Gate.observe_response``.
+GATE_KINDS = ("auth", "schema", "read", "write", "other")
 
 
 class NoGate:
@@ -286,6 +294,9 @@ class NoGate:
         return nullcontext()
 
     def observe_daily_usage(self, used: int, limit: int) -> None:
+        return None
+
+    def observe_response(self, kind: str, status: int | None) -> None:
         return None
 
     def __repr__(self) -> str:
@@ -361,6 +372,31 @@ class Connector(abc.ABC):
     def check(self) -> str:
         """Verify the credentials; return a one-line, secret-free description."""
         raise NotImplementedError
+
+    # -- notes: optional (``connectors.notes``) ---------------------------------
+
+    notes_supported: ClassVar[bool] = False
+    """True when the connector implements ``write_notes`` and ``find_note``;
+    a plugin that leaves it False keeps working, its notes are ``unsupported``."""
+    note_object: ClassVar[str] = "note"
+    """The CRM's name of a note (``ContentNote``, ``notes``), for reports."""
+    note_targets: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    """The CRM object a note can be attached to, per link slot (``opportunity``:
+    ``Opportunity``); a slot not named here gets no note."""
+
+    def write_notes(self, notes: Sequence[Any]) -> list[Any]:
+        """Create, update or attach notes (``connectors.notes.NoteWrite``), one
+        ``NoteResult`` each, in order."""
+        from connectors.notes import NotesUnsupported
+
+        raise NotesUnsupported(f"connector {self.name!r} does not write notes")
+
+    def find_note(self, note: Any, since: dt.datetime, exclude: frozenset[str] = frozenset()) -> str | None:
+        """The id of a note like ``note`` (a ``NoteWrite``: same title) on its first target, created at
+        or after ``since``, that the CRM already holds, never one in ``exclude`` (other recordings'
+        notes); None when there is none. The crash guard of exactly-once notes: a connector that
+        writes notes must implement it (``worker.pipeline.notes`` refuses one that does not)."""
+        return None
 
     def close(self) -> None:
         """Release network resources."""

@@ -22,8 +22,10 @@ from simulators.server import ServedApp
 from simulators.tls import local_tls
 
 # The kinds of CRM request, by a marker in the path, for the counters.
-_KINDS = ("composite/sobjects", "describe", "query", "batch/read", "batch/update", "properties", "pipelines")
-_WRITES = ("composite/sobjects", "batch/update")
+_KINDS = ("composite/sobjects", "describe", "query", "notes/batch/create", "notes/batch/update", "associations",
+          "batch/read", "batch/update", "properties", "pipelines", "composite")
+_WRITES = ("composite/sobjects", "batch/update")  # field writes (``notes/batch/update`` is a note's)
+_NOTE_WRITES = ("composite", "notes/batch/create", "notes/batch/update", "associations")
 
 
 @dataclass
@@ -54,7 +56,13 @@ class LocalService:
         return tally
 
     def crm_write_requests(self) -> int:
-        return sum(count for kind, count in self.crm_requests().items() if kind.endswith(_WRITES))
+        """Field write requests (sObject Collections, HubSpot batch updates), notes not counted."""
+        return sum(count for kind, count in self.crm_requests().items()
+                   if kind.endswith(_WRITES) and not kind.endswith(_NOTE_WRITES))
+
+    def crm_note_requests(self) -> int:
+        """Requests that wrote notes (Salesforce Composite, HubSpot notes and associations)."""
+        return sum(count for kind, count in self.crm_requests().items() if kind.endswith(_NOTE_WRITES))
 
     def clear_crm_logs(self) -> None:
         self.salesforce.clear_log()

@@ -72,6 +72,15 @@ def seed_salesforce_recording(siro: SiroState, sf: SalesforceState, ids: SeededI
                ("Appointment", "Description")),
             _x("Financing", "interested", ("Financing__c", "Status__c")),
         ],
+        summary=[
+            {"id": "sum_sf_1", "name": "Overview",
+             "content": "In-home visit with the homeowner about replacing a 22-year-old roof. Budget of "
+                        "$18,750 confirmed; the decision is due by December 15."},
+            {"id": "sum_sf_2", "name": "Concerns",
+             "content": "Soft decking near the chimney & two layers of shingles to strip.\n"
+                        "Compared quotes from Gong Roofing and Clari Exteriors."},
+            {"id": "sum_sf_3", "name": "Next steps", "content": "Send the revised quote by Friday."},
+        ],
     )
     siro.link(
         recording_id,
@@ -104,6 +113,12 @@ def seed_hubspot_recording(siro: SiroState, hs: HubSpotState, recording_id: str)
             _x("Meeting outcome", "completed", ("Meeting", "hs_meeting_outcome")),
             _x("Employees", "250", ("Company", "numberofemployees")),
             _x("Rep", "Jordan", ("User", "firstname")),
+        ],
+        summary=[
+            {"id": "sum_hs_1", "name": "Overview",
+             "content": "Walkthrough of the platform with the VP Sales of Acme Corp; the deal moves to "
+                        "contract sent at $14,200."},
+            {"id": "sum_hs_2", "name": "Next steps", "content": "Legal review of the contract; decision by December 20."},
         ],
     )
     siro.link(

@@ -15,10 +15,12 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
 import tomllib
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
@@ -472,7 +474,7 @@ README = ROOT / "README.md"
 # The processes that talk to a CRM (and so load with talks_to_crm=True): the
 # Celery worker builds its connections on worker_init. Beat and the webhook app
 # (and their health checks) load the config with talks_to_crm=False.
-TALKS_TO_CRM = {"worker": True, "beat": False, "webhook": False}
+TALKS_TO_CRM = {"worker": True, "beat": False, "webhook": False, "console": True}  # the console approves, reverts
 _CONFIG_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Compose interpolation with its modifiers: ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?err}, $NAME.
 _COMPOSE_VAR = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
@@ -752,3 +754,133 @@ def test_the_example_config_and_so_compose_start_in_shadow_mode(services):
     assert [words[1:] for words in cp] == [["config/writeback.example.toml", "config/writeback.toml"]]
     for name in APP_SERVICES:
         assert any(PurePosixPath(m["source"]) == PurePosixPath("config/writeback.toml") for m in mounts(services[name]))
+
+
+# -- observability: console, Flower, Prometheus, Grafana (DESIGN §8) -----------------
+
+PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
+DASHBOARD = ROOT / "deploy" / "grafana" / "dashboard.json"
+
+
+def published_on_loopback(service: dict[str, Any]) -> list[str]:
+    """The container ports a service publishes, each asserted to be on 127.0.0.1 only."""
+    ports = []
+    for entry in service.get("ports") or []:
+        host, _, container = str(entry).rpartition(":")
+        assert host.startswith("127.0.0.1:"), f"{entry!r} is published on {host or 'every interface'}"
+        ports.append(container)
+    return ports
+
+
+def example_metrics_port() -> int:
+    return tomllib.loads(EXAMPLE_CONFIG.read_text(encoding="utf-8"))["worker"]["metrics_port"]
+
+
+def test_the_console_runs_the_image_with_its_token_the_ledger_and_the_crm(compose, services, first_start):
+    from worker.cli.parser import build_parser
+
+    console = services["console"]
+    assert console["image"] == services["worker"]["image"] and console.get("pull_policy") == "never"
+    words = argv(console["command"])
+    assert words[0] == "writeback", words
+    args = build_parser().parse_args(words[1:])
+    assert (args.command, args.host, int(args.port)) == ("console", "0.0.0.0", 8090)
+    assert published_on_loopback(console) == ["8090"]
+    env = environment(console)
+    assert env["WRITEBACK_CONSOLE_TOKEN_FILE"] in mounted_secrets(console)
+    assert env["WRITEBACK_DATABASE_URL_FILE"] == environment(services["worker"])["WRITEBACK_DATABASE_URL_FILE"]
+    assert "WRITEBACK_CONSOLE_TOKEN" not in env and "SIRO_API_TOKEN_FILE" not in env
+    allowed = allowed_env() | {"WRITEBACK_CONSOLE_TOKEN_FILE"}
+    assert not (set(env) | interpolated_names(console)) - allowed
+    for key, value in env.items():
+        if key.endswith("_FILE"):
+            assert value in mounted_secrets(console), key
+    check = healthcheck_argv(console)
+    assert check[:2] == ["python", "-c"] and ":8090/" in check[2]
+    # Approving and reverting write to the CRM: the console loads the CRM's credentials as the worker does.
+    settings = load_as("console", container_environment(compose, console, first_start))
+    (salesforce,) = [c for c in settings.config.connections if c.connector == "salesforce"]
+    assert salesforce.options["access_token"] == shell_value("SALESFORCE_TOKEN")
+
+
+def test_flower_is_the_official_image_on_the_broker_and_adds_no_dependency(services):
+    flower = services["flower"]
+    assert str(flower["image"]).startswith("mher/flower:")
+    words = argv(flower["command"])
+    assert words[0] == "celery" and "flower" in words
+    broker = words[words.index("--broker") + 1]  # the YAML alias of the workers' own broker URL
+    assert broker == environment(services["worker"])["WRITEBACK_BROKER_URL"]
+    assert published_on_loopback(flower) == ["5555"]
+    assert flower["depends_on"]["redis"]["condition"] == "service_healthy"
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    declared = [*pyproject["project"]["dependencies"],
+                *(dep for extra in pyproject["project"].get("optional-dependencies", {}).values() for dep in extra)]
+    assert not [dep for dep in declared if re.match(r"flower\b", dep)], "Flower runs from its own image"
+
+
+def test_prometheus_scrapes_the_webhook_and_every_worker_on_its_metrics_port(services):
+    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text(encoding="utf-8"))
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    webhook_words = argv(services["webhook"]["command"])
+    webhook_port = webhook_words[webhook_words.index("--port") + 1]
+    assert jobs["writeback-webhook"]["static_configs"][0]["targets"] == [f"webhook:{webhook_port}"]
+    (workers,) = jobs["writeback-worker"]["dns_sd_configs"]
+    # Every worker of `--scale worker=N`, on the port the shipped config serves /metrics on.
+    assert workers["names"] == ["worker"] and workers["port"] == example_metrics_port() > 0
+    assert str(example_metrics_port()) in [str(port) for port in services["worker"]["expose"]]
+    assert all(job.get("metrics_path", "/metrics") == "/metrics" for job in jobs.values())
+    prometheus = services["prometheus"]
+    assert prometheus["profiles"] == ["observability"] and services["grafana"]["profiles"] == ["observability"]
+    (rules,) = config["rule_files"]
+    mount = next(m for m in mounts(prometheus) if PurePosixPath(rules).is_relative_to(m["target"]))
+    assert (ROOT / mount["source"] / PurePosixPath(rules).relative_to(mount["target"])).is_file()
+
+
+def test_the_alert_rules_watch_dead_letters_and_poll_lag():
+    rules = {rule["alert"]: rule for group in yaml.safe_load((PROMETHEUS_DIR / "alerts.yml").read_text(
+        encoding="utf-8"))["groups"] for rule in group["rules"]}
+    assert re.fullmatch(r"max\(writeback_dead_letters\) > 0", rules["WritebackDeadLetters"]["expr"])
+    assert seconds(rules["WritebackDeadLetters"]["for"]) == 600
+    assert re.fullmatch(r"max\(writeback_poll_lag_seconds\) > \d+", rules["WritebackPollLag"]["expr"])
+    promtool = shutil.which("promtool")
+    if promtool:
+        run = subprocess.run([promtool, "check", "rules", str(PROMETHEUS_DIR / "alerts.yml")],
+                             capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_the_dashboard_and_alerts_name_only_metrics_the_service_exports(tmp_path):
+    from worker import metrics
+    from worker.ledger import Ledger
+
+    ledger = Ledger.open(f"sqlite:///{tmp_path}/ledger.db")
+    ledger.advance_watermark("poll", datetime.now(UTC))
+    try:
+        exported = {family.name for family in metrics.LedgerCollector(lambda: ledger).collect()}
+    finally:
+        ledger.close()
+    for metric in (metrics.FIELD_OUTCOMES, metrics.NOTE_OUTCOMES, metrics.CRM_REQUESTS, metrics.SIRO_REQUESTS,
+                   metrics.WEBHOOK_DELIVERIES):
+        exported.add(metric._name + "_total")
+    for metric in (metrics.TASK_SECONDS, metrics.WEBHOOK_TO_WRITE_SECONDS):
+        exported |= {metric._name + suffix for suffix in ("_bucket", "_sum", "_count")}
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    expressions = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    alerts = (PROMETHEUS_DIR / "alerts.yml").read_text(encoding="utf-8")
+    named = set(re.findall(r"\bwriteback_[a-z_]+", " ".join(expressions) + alerts))
+    assert named <= exported, f"not exported: {sorted(named - exported)}"
+    for needed in ("writeback_field_outcomes_total", "writeback_crm_requests_total",
+                   "writeback_webhook_to_write_seconds_bucket", "writeback_dead_letters",
+                   "writeback_pending_reviews", "writeback_poll_lag_seconds"):
+        assert needed in named, f"the dashboard does not show {needed}"
+    assert any("histogram_quantile(0.95" in e for e in expressions)
+    assert any("histogram_quantile(0.5" in e for e in expressions)
+    # Grafana loads it: the provisioning points at where compose mounts it.
+    grafana = services_of_compose()["grafana"]
+    target = next(m["target"] for m in mounts(grafana) if m["source"] == "./deploy/grafana/dashboard.json")
+    provider = yaml.safe_load((ROOT / "deploy/grafana/provisioning/dashboards/writeback.yml").read_text())
+    assert PurePosixPath(target).parent == PurePosixPath(provider["providers"][0]["options"]["path"])
+
+
+def services_of_compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))["services"]

@@ -22,19 +22,38 @@ Where it is installed: ``install_redaction(settings)`` on the root handlers
 uvicorn's loggers. The settings given to ``redaction_for`` become the
 process's: a filter made later from a secret alone (the webhook app's) masks
 the settings' secrets too.
+
+Formats: text by default; ``WRITEBACK_LOG_FORMAT=json`` gives one JSON object
+a line (``JsonFormatter``: ``time``, ``level``, ``logger``, ``process``, ``message``, and
+``recording_id``, ``task_id``, ``connection`` where known, ``exc_info`` for a
+traceback), put on a process's handlers by ``use_log_format`` (the CLI, the
+Celery worker and beat through ``worker.service.observe``, the webhook app in
+``worker.service.webhook.server_config``). The formatter masks the process's
+secrets in the message and the traceback itself, so a JSON line is clean even
+on a handler without the filter. What is "known" comes from ``log_context``
+(a task binds its task and recording ids, ``worker.service.observe``), from
+a record's ``extra`` of the same names, and from Celery's current task.
 """
 
 from __future__ import annotations
 
+import contextvars
+import json
 import logging
+import os
 import re
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from worker.settings import looks_secret
 
-__all__ = ["MASK", "RedactingFilter", "install", "install_redaction", "redaction_for", "secrets_of"]
+__all__ = ["CONTEXT_KEYS", "LOG_FORMAT_ENV", "MASK", "JsonFormatter", "RedactingFilter", "bind_log_context",
+           "install", "install_redaction", "json_logs", "log_context", "redaction_for", "secrets_of",
+           "unbind_log_context", "use_log_format"]
 
 MASK = "***"
 _MIN_LENGTH = 4  # shorter strings would mask ordinary words
@@ -159,3 +178,111 @@ def install(redactor: RedactingFilter, targets: Iterable[logging.Filterer]) -> R
 def install_redaction(settings) -> RedactingFilter:  # noqa: ANN001
     """Mask the settings' secrets in every log record of this process (the root logger's handlers)."""
     return install(redaction_for(settings), list(logging.getLogger().handlers))
+
+
+# -- context and formats ---------------------------------------------------------------
+
+LOG_FORMAT_ENV = "WRITEBACK_LOG_FORMAT"
+#: What a JSON line says about the work it belongs to, where known.
+CONTEXT_KEYS = ("recording_id", "task_id", "connection")
+
+_context: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("writeback_log_context", default={})
+
+
+def bind_log_context(**values: Any) -> contextvars.Token:
+    """Add ``values`` (of ``CONTEXT_KEYS``; None ones are left out) to this context's log lines;
+    give the token back to ``unbind_log_context``."""
+    unknown = set(values) - set(CONTEXT_KEYS)
+    if unknown:
+        raise TypeError(f"unknown log context key {sorted(unknown)[0]!r}")
+    bound = {key: str(value) for key, value in values.items() if value is not None}
+    return _context.set({**_context.get(), **bound})
+
+
+def unbind_log_context(token: contextvars.Token) -> None:
+    _context.reset(token)
+
+
+@contextmanager
+def log_context(**values: Any) -> Iterator[None]:
+    """``with log_context(recording_id=..., connection=...):`` every line logged inside names them."""
+    token = bind_log_context(**values)
+    try:
+        yield
+    finally:
+        unbind_log_context(token)
+
+
+def json_logs(env: Mapping[str, str] | None = None) -> bool:
+    """Whether ``WRITEBACK_LOG_FORMAT`` asks for JSON lines (anything else, or unset: text)."""
+    return (env if env is not None else os.environ).get(LOG_FORMAT_ENV, "").strip().lower() == "json"
+
+
+_formatter_redactor: tuple[tuple[str, ...], RedactingFilter] | None = None
+
+
+def _redactor() -> RedactingFilter:
+    """A filter for the process's secrets, made again only when they change."""
+    global _formatter_redactor
+    if _formatter_redactor is None or _formatter_redactor[0] != _process_secrets:
+        _formatter_redactor = (_process_secrets, RedactingFilter(_process_secrets))
+    return _formatter_redactor[1]
+
+
+def _celery_task_id() -> str | None:
+    if "celery" not in sys.modules:  # never import Celery for a log line
+        return None
+    from celery import current_task
+
+    try:
+        return current_task.request.id if current_task else None
+    except Exception:  # noqa: BLE001 - outside a task, or a half-built request
+        return None
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line; secrets masked in the message and the traceback (see the module docstring)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        redactor = _redactor()
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record still gives a line
+            message = f"{record.msg!r} {record.args!r}"
+        body: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+                    .replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "process": record.processName,  # a Celery pool process: ForkPoolWorker-N
+            "message": redactor.redact(message),
+        }
+        context = dict(_context.get())
+        for key in CONTEXT_KEYS:
+            value = getattr(record, key, None)
+            if value is not None:
+                context[key] = str(value)
+        if "task_id" not in context:
+            task_id = _celery_task_id()
+            if task_id:
+                context["task_id"] = task_id
+        for key in CONTEXT_KEYS:
+            if key in context:
+                body[key] = redactor.redact(context[key])
+        if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            body["exc_info"] = redactor.redact(record.exc_text)
+        if record.stack_info:
+            body["stack_info"] = redactor.redact(self.formatStack(record.stack_info))
+        return json.dumps(body, ensure_ascii=False, default=str)
+
+
+def use_log_format(handlers: Iterable[logging.Handler], env: Mapping[str, str] | None = None) -> bool:
+    """Give ``handlers`` the JSON formatter when ``WRITEBACK_LOG_FORMAT=json``; True when it did."""
+    if not json_logs(env):
+        return False
+    formatter = JsonFormatter()
+    for handler in handlers:
+        handler.setFormatter(formatter)
+    return True

@@ -92,6 +92,40 @@ class FieldReport:
         }
 
 
+class NoteOutcome(StrEnum):
+    """The outcomes of a recording's summary note on one connection (DESIGN §7)."""
+
+    CREATED = "created"
+    UPDATED = "updated"  # the content changed in place, or a record was attached
+    UNCHANGED = "unchanged"  # the ledger says the CRM holds this note as it is; nothing sent
+    SKIPPED = "skipped"  # ``reason``: no_summary, no_targets, shadow
+    FAILED = "failed"
+    UNSUPPORTED = "unsupported"  # the connector does not write notes
+    PLANNED = "planned"  # --dry-run: would be created or updated
+
+
+@dataclass(frozen=True)
+class NoteReport:
+    """One recording's note on one connection: a line of the report's ``notes`` and of the ledger."""
+
+    connection: str
+    object: str | None  # the CRM's note object (ContentNote, notes)
+    note_id: str | None
+    attached_to: tuple[tuple[str, str], ...]  # (object, record id) the note is attached to
+    outcome: NoteOutcome
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "connection": self.connection,
+            "object": self.object,
+            "noteId": self.note_id,
+            "attachedTo": [{"object": obj, "recordId": record_id} for obj, record_id in self.attached_to],
+            "outcome": str(self.outcome),
+            "reason": self.reason,
+        }
+
+
 @dataclass
 class RecordingReport:
     recording_id: str
@@ -103,6 +137,7 @@ class RecordingReport:
     # outage): the worker retries the recording later. Not part of the report.
     transient: bool = False
     retry_after: float | None = None  # the longest Retry-After a CRM asked for
+    notes: list[NoteReport] = field(default_factory=list)  # the summary note per connection (DESIGN §7)
 
     @classmethod
     def because(cls, recording_id: str, status: Status, code: Reason, detail: str | None = None,
@@ -115,6 +150,7 @@ class RecordingReport:
             "recordingId": self.recording_id,
             "status": str(self.status),
             "fields": [line.to_json() for line in self.fields],
+            "notes": [note.to_json() for note in self.notes],
         }
         if self.reason:
             body["reason"] = self.reason
@@ -127,7 +163,8 @@ class RecordingReport:
 
     @property
     def has_failures(self) -> bool:
-        return self.status == Status.FAILED or any(line.outcome in FAILING for line in self.fields)
+        return (self.status == Status.FAILED or any(line.outcome in FAILING for line in self.fields)
+                or any(note.outcome is NoteOutcome.FAILED for note in self.notes))
 
     def counts(self) -> dict[str, int]:
         tally: dict[str, int] = {}

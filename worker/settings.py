@@ -111,6 +111,34 @@ def _check_object_field(what: str, entry: str) -> None:
         raise ValueError(f"{what} entry {entry!r} must be Object.Field, without spaces")
 
 
+NOTE_SLOTS = ("opportunity", "account", "contacts", "lead")
+"""The link slots a summary note can be attached to (DESIGN §7)."""
+
+
+class NotesConfig(_Strict):
+    """``[connections.notes]``: the recording's summary as one CRM note (DESIGN §7)."""
+
+    enabled: bool = False
+    attach_to: list[Literal["opportunity", "account", "contacts", "lead"]] = Field(
+        default_factory=lambda: list(NOTE_SLOTS))
+    sections: list[str] = Field(default_factory=list)  # section names, in Siro's order; empty: all
+
+    @field_validator("sections")
+    @classmethod
+    def _named(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not name.strip():
+                raise ValueError("sections entries must be section names, not empty")
+        return value
+
+    def wants(self, section_name: str | None) -> bool:
+        """Whether a summary section of this name goes into the note."""
+        if not self.sections:
+            return True
+        folded = (section_name or "").strip().casefold()
+        return any(name.strip().casefold() == folded for name in self.sections)
+
+
 class RateLimit(_Strict):
     # None: the connector's default. Zero or less could never let a request through.
     requests: int | None = Field(default=None, ge=1)
@@ -135,6 +163,7 @@ class ConnectionConfig(BaseModel):
     fields: FieldRules = Field(default_factory=FieldRules)
     slots: dict[str, SlotMode] = Field(default_factory=dict)
     rate_limit: RateLimit | None = None
+    notes: NotesConfig = Field(default_factory=NotesConfig)
 
     @field_validator("integration_connection_id", mode="before")
     @classmethod
@@ -204,6 +233,7 @@ class WorkerConfig(_Strict):
     time_limit_s: float = Field(default=45, gt=0)
     visibility_timeout_s: float | None = Field(default=None, gt=0)
     in_task_retries: int = Field(default=2, ge=0)  # quick retries inside a task before Celery's own
+    metrics_port: int = Field(default=0, ge=0, le=65535)  # the worker's /metrics (all pool processes); 0: off
 
     @model_validator(mode="after")
     def _soft_below_hard(self) -> WorkerConfig:
@@ -246,6 +276,11 @@ class WritebackConfig(_Strict):
             if ids.count(ident) > 1:
                 raise ValueError(f"two connections claim integration_connection_id {ident!r}")
         return value
+
+    @property
+    def wants_summaries(self) -> bool:
+        """Whether any connection writes summary notes (then recordings are fetched with their summary)."""
+        return any(connection.notes.enabled for connection in self.connections)
 
     def connection_for(self, integration_connection_id: str | None) -> ConnectionConfig | None:
         """The connection for a recording: exact id first, then ``"*"``."""

@@ -1,5 +1,9 @@
 """HubSpot CRM v3 connector, on the official ``hubspot-api-client``.
 
+Summary notes (``notes``): ``notes`` objects in ``batch/create`` with their
+default associations, ``batch/update`` in place, records linked later
+through the associations v4 API (``connectors.notes``).
+
 Options (a connection's keys from the config file):
 
 ``access_token``

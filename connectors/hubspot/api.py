@@ -2,7 +2,8 @@
 
 ``ApiMixin`` builds the ``hubspot-api-client`` objects (one per API,
 reused), wraps each one's urllib3 pool manager in ``_GatedPoolManager`` so
-that every request passes the connection's gate, and runs one call
+that every request passes the connection's gate (and tells it each answer's
+status), and runs one call
 (``_call``): transport errors become ``TransientError``, an HTTP error
 becomes ``_HTTPFailure`` for the caller to classify, ``_raise`` turns that
 into the connector error tree. The token never appears in a message. It
@@ -19,6 +20,7 @@ import json
 import re
 import threading
 from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
 
 import urllib3
 from hubspot import HubSpot
@@ -87,12 +89,18 @@ class _GatedPoolManager:
         self._ref = ref
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        with self._ref.gate.request():  # may raise TransientError: then nothing was sent
-            response = self._pool.request(method, url, *args, **kwargs)
-            if not kwargs.get("preload_content", True):
-                # The body is read here, not later by the caller, so a concurrency slot
-                # covers the whole exchange; urllib3 keeps it for ``.data``.
-                response.data  # noqa: B018
+        gate = self._ref.gate
+        with gate.request():  # may raise TransientError: then nothing was sent
+            try:
+                response = self._pool.request(method, url, *args, **kwargs)
+                if not kwargs.get("preload_content", True):
+                    # The body is read here, not later by the caller, so a concurrency slot
+                    # covers the whole exchange; urllib3 keeps it for ``.data``.
+                    response.data  # noqa: B018
+            except (urllib3.exceptions.HTTPError, OSError):
+                gate.observe_response(_kind(method, url), None)
+                raise
+        gate.observe_response(_kind(method, url), response.status)
         return response
 
     def __getattr__(self, name: str) -> Any:
@@ -131,6 +139,8 @@ class ApiMixin:
                     "pipelines": lambda: crm.pipelines.pipelines_api,
                     "batch": lambda: crm.objects.batch_api,
                     "basic": lambda: crm.objects.basic_api,
+                    "associations": lambda: crm.associations.v4.basic_api,  # notes (connectors.hubspot.notes)
+                    "association_batch": lambda: crm.associations.v4.batch_api,
                 }[which]()
                 rest = api.api_client.rest_client
                 rest.pool_manager = _GatedPoolManager(rest.pool_manager, self._gate_ref)
@@ -212,6 +222,16 @@ def _answer(what: str, response: Any) -> tuple[int, Any]:
     except ValueError:
         raise TransientError(f"hubspot {what}: {response.status} answer is not JSON") from None
     return response.status, parsed
+
+
+def _kind(method: str, url: str) -> str:
+    """What a request is for (``Gate.observe_response``): properties and pipelines, reads, writes."""
+    path = urlsplit(url).path
+    if "/properties/" in path or "/pipelines/" in path:
+        return "schema"
+    if method.upper() == "GET" or path.endswith(("/batch/read", "/search")):
+        return "read"
+    return "write"
 
 
 def _short(exc: Any, limit: int = 200) -> str:

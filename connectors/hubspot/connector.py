@@ -29,6 +29,7 @@ from connectors.base import (
     models_for,
 )
 from connectors.hubspot.api import MAX_BATCH, _GateRef, _HTTPFailure
+from connectors.hubspot.notes import NotesMixin
 from connectors.hubspot.read import ReadMixin
 from connectors.hubspot.schema import needs_pipelines, object_fields
 from connectors.hubspot.write import WriteMixin
@@ -45,7 +46,7 @@ class HubSpotConfigError(ConfigError, ValueError):
     """The connection's options are missing or malformed (names the key, never a value)."""
 
 
-class HubSpotConnector(ReadMixin, WriteMixin, Connector):
+class HubSpotConnector(ReadMixin, WriteMixin, NotesMixin, Connector):
     """HubSpot CRM v3 with hubspot-api-client. See the ``connectors.hubspot`` docstring."""
 
     name = "hubspot"
@@ -58,6 +59,11 @@ class HubSpotConnector(ReadMixin, WriteMixin, Connector):
     # HubSpot owners are not CRM objects this service can update: models of the users slot are unsupported.
     default_models = models_for({"opportunity": "deals", "account": "companies", "contacts": "contacts",
                                  "lead": "leads", "engagement": "meetings", "users": None})
+    # Notes (``connectors.hubspot.notes``) take HubSpot's default associations to deals, companies and
+    # contacts. Leads get none: the note association types of leads are not covered (nor simulated).
+    notes_supported = True
+    note_object = "notes"
+    note_targets = MappingProxyType({"opportunity": "deals", "account": "companies", "contacts": "contacts"})
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         super().__init__(options)

@@ -1,5 +1,8 @@
 """Salesforce connector on simple-salesforce (REST: describe, SOQL, sObject Collections).
 
+Summary notes (``notes``): a ``ContentNote`` and its ``ContentDocumentLink`` records
+in one Composite API request per note (``connectors.notes``).
+
 Requests per call are kept minimal: one describe per object per connector
 instance, one SOQL query per object and chunk of up to 200 ids, one
 ``PATCH composite/sobjects`` per 200 records. Partial success is the rule:

@@ -29,6 +29,7 @@ from connectors.base import (
     models_for,
 )
 from connectors.salesforce.ids import salesforce_id18
+from connectors.salesforce.notes import NotesMixin
 from connectors.salesforce.options import _parse_options
 from connectors.salesforce.read import ReadMixin
 from connectors.salesforce.schema import object_fields
@@ -40,7 +41,7 @@ DEFAULT_TIMEOUT_S = 30.0
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
-class SalesforceConnector(ReadMixin, WriteMixin, Connector):
+class SalesforceConnector(ReadMixin, WriteMixin, NotesMixin, Connector):
     """Salesforce over REST with simple-salesforce. See the ``connectors.salesforce`` docstring."""
 
     name = "salesforce"
@@ -55,6 +56,11 @@ class SalesforceConnector(ReadMixin, WriteMixin, Connector):
     # well under the org's 25 long-running (over 20 s) requests shared by every integration; and
     # at most 90% of the rolling 24 h API allocation, leaving the rest to people and other tools.
     default_rate_limit = MappingProxyType({"concurrency": 10, "daily_share": 0.9})
+    # ContentNote linked with ContentDocumentLink, one Composite request per note (``notes``).
+    notes_supported = True
+    note_object = "ContentNote"
+    note_targets = MappingProxyType({"opportunity": "Opportunity", "account": "Account", "contacts": "Contact",
+                                     "lead": "Lead"})
 
     def __init__(self, options: Mapping[str, Any], *, session: requests.Session | None = None,
                  timeout: float | None = None) -> None:

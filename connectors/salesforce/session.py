@@ -3,7 +3,7 @@
 ``_TimedSession`` is the one place every request passes (simple-salesforce
 sends everything, logins included, through ``session.request``/``post``): it
 sets a default timeout, runs the request inside the connection's gate and
-reports ``Sforce-Limit-Info`` to it. ``SessionMixin`` gives the connector its
+reports ``Sforce-Limit-Info`` and each answer's status to it. ``SessionMixin`` gives the connector its
 simple-salesforce client (logging in with a password or a JWT when needed)
 and ``_call``, which runs one API call, renews an expired session once and
 maps Salesforce's answers onto the connector error tree (``_Rejected`` for a
@@ -16,6 +16,7 @@ import logging
 import re
 import threading
 from typing import Any, Callable, Mapping, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 from simple_salesforce import Salesforce
@@ -68,7 +69,12 @@ class _TimedSession:
         self._local.status = None
         gate = self.gate
         with gate.request():  # may raise TransientError: then nothing was sent
-            response = self._session.request(method, url, **kwargs)
+            try:
+                response = self._session.request(method, url, **kwargs)
+            except requests.RequestException:
+                gate.observe_response(_kind(method, url), None)
+                raise
+        gate.observe_response(_kind(method, url), response.status_code)
         self._local.headers = dict(response.headers)
         self._local.status = response.status_code
         usage = _api_usage(response.headers.get("Sforce-Limit-Info"))
@@ -92,6 +98,16 @@ class _TimedSession:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._session, name)
+
+
+def _kind(method: str, url: str) -> str:
+    """What a request is for (``Gate.observe_response``): logins, describes, reads (SOQL, GETs), writes."""
+    path = urlsplit(url).path
+    if "/services/oauth2/" in path or "/services/Soap/" in path:
+        return "auth"
+    if method.upper() != "GET":
+        return "write"
+    return "schema" if path.endswith(("/describe", "/sobjects")) else "read"
 
 
 def _api_usage(value: str | None) -> tuple[int, int] | None:

@@ -33,6 +33,7 @@ from connectors.base import (
     models_for,
 )
 from connectors.support import WriteResults
+from connectors.testing.memory_notes import InMemoryNotes
 from connectors.testing.values import NUMERIC_TYPES, TEXT_TYPES
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -59,7 +60,7 @@ class _Fault:
     after_applying: int
 
 
-class InMemoryConnector(Connector):
+class InMemoryConnector(InMemoryNotes, Connector):
     """A strict CRM in memory, thread-safe. See the ``connectors.testing`` docstring for an example.
 
     ``schema``: object name -> its ``FieldSchema``\\ s (a list, or a mapping by
@@ -129,14 +130,14 @@ class InMemoryConnector(Connector):
     def fail_next(self, kind: str | None, error: BaseException, *, after: int = 0, after_applying: int = 0) -> None:
         """Make the next request of ``kind`` raise ``error``, once.
 
-        ``kind``: "schema", "read", "write" or "check"; None for whichever
+        ``kind``: "schema", "read", "write", "check", "notes" or "find_note"; None for whichever
         request comes next. ``after``: let that many such requests through
         first (to fail the second batch of a write). For a write,
         ``after_applying`` updates of the failing request are applied first;
         when ``error`` is a ``WritebackError`` its ``partial`` holds what the
         call had settled, as a real connector reports a failure part-way.
         """
-        if kind not in (None, "schema", "read", "write", "check"):
+        if kind not in (None, "schema", "read", "write", "check", "notes", "find_note"):
             raise ValueError(f"unknown request kind {kind!r}")
         with self._lock:
             self._faults.append(_Fault(kind, error, after, after_applying))

@@ -18,6 +18,11 @@ as strict as real HubSpot where it matters to a write-back integration:
   plus ``errors[]`` with ``code`` and ``context.propertyName``), and nothing is
   written; missing records (all values valid) give 207 with the others written.
 * ``GET``/``PATCH /crm/v3/objects/{objectType}/{id}``.
+* Notes (``simulators.hubspot.notes``): ``notes`` objects created one at a
+  time or in ``batch/create`` with inline associations (a note without
+  ``hs_timestamp``, an association type that does not fit the pair, or a
+  record that does not exist refuses the request), and the associations v4
+  API (default associations, batch associate, paged listing).
 * Enumeration options marked ``hidden`` are valid values (hidden only keeps
   them out of HubSpot's pickers and forms); only options no longer listed are
   ``INVALID_OPTION``.

@@ -163,13 +163,21 @@ def _batch_answer(obj: ObjectType, results: list[dict[str, Any]], missing: list[
     return status, answer
 
 
-def _batch_shape_error(body: Any) -> Answer | None:
+def batch_inputs_error(body: Any) -> Answer | None:
+    """The 400 of a batch body that is not ``{"inputs": [...]}`` with at most ``MAX_BATCH`` inputs."""
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
         return errors.validation("Invalid input JSON: 'inputs' is required and must be an array")
-    inputs = body["inputs"]
-    if len(inputs) > MAX_BATCH:
-        return errors.validation(f"Batch input must contain at most {MAX_BATCH} inputs; got {len(inputs)}",
+    if len(body["inputs"]) > MAX_BATCH:
+        return errors.validation(f"Batch input must contain at most {MAX_BATCH} inputs; got {len(body['inputs'])}",
                                  context={"maxInputs": [str(MAX_BATCH)]})
+    return None
+
+
+def _batch_shape_error(body: Any) -> Answer | None:
+    refused = batch_inputs_error(body)
+    if refused is not None:
+        return refused
+    inputs = body["inputs"]
     bad = [i for i in inputs if not isinstance(i, dict) or not isinstance(i.get("id"), (str, int))
            or isinstance(i.get("id"), bool)]
     if bad:

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from simulators.hubspot import errors
+from simulators.hubspot import errors, notes
 from simulators.hubspot.errors import Answer
 from simulators.hubspot.knobs import LoggedRequest
 from simulators.hubspot.routes import BATCH, ONE, PIPELINES, PROPERTIES
@@ -103,6 +103,9 @@ def _answer(entry: LoggedRequest, status: int, payload: Any, headers: Mapping[st
 
 
 def _route(state: HubSpotState, method: str, path: str, query: dict[str, list[str]], body: Any) -> Answer:
+    answered = notes.route(state, method, path, query, body)  # notes, deletes and associations v4
+    if answered is not None:
+        return answered
     props = [p for v in query.get("properties", []) for p in v.split(",") if p]
     if method == "GET" and (m := PROPERTIES.match(path)):
         return state.api_properties(m["type"], m["name"])

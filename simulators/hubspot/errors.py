@@ -136,3 +136,28 @@ def invalid_values(problems: list[dict[str, Any]], portal_id: int) -> dict[str, 
         ],
         "category": "VALIDATION_ERROR",
     }
+
+
+def required_properties(singular: str, names: list[str]) -> Answer:
+    """400 for a create without a required property (a note's ``hs_timestamp``)."""
+    return 400, {"status": "error", "message": f"Error creating {singular}.  Some required properties were not set.",
+                 "correlationId": correlation_id(), "context": {"properties": names}, "category": "VALIDATION_ERROR"}
+
+
+def invalid_association_type(spec: str) -> Answer:
+    """400 for an association type id HubSpot does not know (``spec``: ``HUBSPOT_DEFINED=999``)."""
+    return 400, {"status": "error", "message": "One or more associations are invalid",
+                 "correlationId": correlation_id(),
+                 "context": {"associationSpec": [spec],
+                             "INVALID_ASSOCIATION_TYPE_ID": [f"{spec} is not a valid association definition id"]},
+                 "category": "VALIDATION_ERROR"}
+
+
+def invalid_object_ids(missing: list[tuple[str, str]]) -> Answer:
+    """400 for associations to records that do not exist: ``missing`` is [(SINGULAR, id)]."""
+    return 400, {"status": "error", "message": "One or more associations are invalid",
+                 "correlationId": correlation_id(),
+                 "context": {"INVALID_OBJECT_IDS": [f"{kind}={rid} is not valid" for kind, rid in missing],
+                             "objectId": [rid for _, rid in missing],
+                             "objectType": [kind for kind, _ in missing]},
+                 "category": "VALIDATION_ERROR"}

@@ -13,6 +13,13 @@ PROPERTIES = re.compile(r"^/crm/v3/properties/(?P<type>[^/]+)(?:/(?P<name>[^/]+)
 PIPELINES = re.compile(r"^/crm/v3/pipelines/(?P<type>[^/]+)/?$")
 BATCH = re.compile(r"^/crm/v3/objects/(?P<type>[^/]+)/batch/(?P<op>read|update)/?$")
 ONE = re.compile(r"^/crm/v3/objects/(?P<type>[^/]+)/(?P<id>[^/]+)/?$")
+# Notes and associations (``simulators.hubspot.notes``): create, batch create / archive, associations v4.
+CREATE = re.compile(r"^/crm/v3/objects/(?P<type>[^/]+)/?$")
+BATCH_CREATE = re.compile(r"^/crm/v3/objects/(?P<type>[^/]+)/batch/(?P<op>create|archive)/?$")
+V4_DEFAULT = re.compile(
+    r"^/crm/v4/objects/(?P<type>[^/]+)/(?P<id>[^/]+)/associations/default/(?P<to_type>[^/]+)/(?P<to_id>[^/]+)/?$")
+V4_BATCH_DEFAULT = re.compile(r"^/crm/v4/associations/(?P<type>[^/]+)/(?P<to_type>[^/]+)/batch/associate/default/?$")
+V4_LIST = re.compile(r"^/crm/v4/objects/(?P<type>[^/]+)/(?P<id>[^/]+)/associations/(?P<to_type>[^/]+)/?$")
 
 SCOPE_ACCESS = ("read", "write", "schemas")
 
@@ -34,4 +41,10 @@ def needed_access(method: str, path: str) -> tuple[str, str] | None:
         return ("read" if m["op"] == "read" else "write"), m["type"]
     if m := ONE.match(path):
         return ("read" if method == "GET" else "write"), m["type"]
+    if method == "POST" and (m := CREATE.match(path) or BATCH_CREATE.match(path) or V4_BATCH_DEFAULT.match(path)):
+        return "write", m["type"]
+    if method == "PUT" and (m := V4_DEFAULT.match(path)):
+        return "write", m["type"]
+    if method == "GET" and (m := V4_LIST.match(path)):
+        return "read", m["type"]
     return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from simulators.hubspot.notes import add_notes_type
 from simulators.hubspot.state import HubSpotState
 
 DEAL_STAGES_DEFAULT = [
@@ -227,6 +228,7 @@ def seed_default_portal(state: HubSpotState | None = None) -> HubSpotState:
     state = state or HubSpotState()
     for spec in DEFAULT_TYPES:
         _add_type(state, spec)
+    add_notes_type(state)  # notes (0-46): no records, and associations to deals, companies and contacts
     for object_type, name, values in DEFAULT_RECORDS:
         state.add_record(object_type, values, name=name)
     return state

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 from simulators.hubspot import api, errors
 from simulators.hubspot.errors import Answer
 from simulators.hubspot.knobs import Fault, Faults, LoggedRequest, RollingRateLimit
+from simulators.hubspot.notes import AssociationStore
 from simulators.hubspot.routes import SCOPE_ACCESS, needed_access, scope_name
 from simulators.hubspot.schema import (
     PROPERTY_TYPES,
@@ -60,6 +61,7 @@ class HubSpotState:
         self.named: dict[str, str] = {}  # names given by seed_default_portal -> record ids
         # Scopes a token lacks (key None: every token); every other scope is granted.
         self._revoked: dict[str | None, set[str]] = {}
+        self.associations = AssociationStore()  # between records, both directions (``simulators.hubspot.notes``)
 
     def app(self) -> Starlette:
         """This state's ASGI app (``create_app(self)``)."""

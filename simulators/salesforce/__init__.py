@@ -11,6 +11,11 @@ simple-salesforce use, and is at least as strict as a real org:
   records, ``JSON_PARSER_ERROR`` fails the whole request, other errors per
   record, ``allOrNone`` rollback);
 * ``GET``/``PATCH .../sobjects/{name}/{id}``;
+* notes: ``ContentNote`` (ids ``069``, base64 ``Content``) create, read,
+  update, delete, ``ContentDocumentLink`` (``DUPLICATE_VALUE`` for a link
+  that exists; queries need a filter on ``ContentDocumentId`` or
+  ``LinkedEntityId``), and ``POST .../composite`` (up to 25 subrequests,
+  ``@{ref.id}`` references, ``allOrNone``; one API call);
 * SOAP ``POST /services/Soap/u/{version}`` login and
   ``POST /services/oauth2/token`` with the JWT bearer grant.
 
@@ -35,9 +40,10 @@ Modules: ``ids`` (15/18-character ids), ``schema`` (objects, fields, describe),
 ``values`` (JSON parsing and per-record validation of field values),
 ``state`` (``SalesforceState``: records, tokens, logins, log, faults),
 ``seed`` (the default org), ``query`` (SOQL), ``writes`` (sObject Collections
-and single-record PATCH), ``login`` (SOAP and JWT), ``errors`` (Salesforce's
-error bodies), ``app`` (the ASGI app and routing), ``client`` (the requests
-session side).
+and single-record PATCH), ``notes`` and ``notes_query`` (ContentNote and
+ContentDocumentLink), ``composite`` (the Composite API), ``login`` (SOAP and
+JWT), ``errors`` (Salesforce's error bodies), ``app`` (the ASGI app and
+routing), ``client`` (the requests session side).
 """
 
 from simulators.salesforce.app import API_VERSIONS, MAX_URI_LENGTH, create_app

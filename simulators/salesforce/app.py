@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from simulators.salesforce.composite import composite
 from simulators.salesforce.errors import (
     ENTITY_IS_DELETED_BODY,
     INVALID_SESSION_BODY,
@@ -29,6 +30,7 @@ from simulators.salesforce.errors import (
 )
 from simulators.salesforce.ids import to_id18
 from simulators.salesforce.login import jwt_login, soap_login
+from simulators.salesforce.notes import NOTE_OBJECTS, note_resource
 from simulators.salesforce.query import query_resource
 from simulators.salesforce.schema import SFObject
 from simulators.salesforce.state import LoggedRequest, SalesforceState
@@ -67,7 +69,11 @@ async def _handle(state: SalesforceState, request: Request) -> Response:
     login = _login(state, request, raw)
     if login is not None:
         return login
-    return _rest(state, request, query, raw, authorized)
+    hold = state._take_hold(path)
+    response = _rest(state, request, query, raw, authorized)
+    if hold:  # applied, answered late (``SalesforceState.hold_answers``)
+        await asyncio.sleep(hold)
+    return response
 
 
 def _logged_body(path: str, raw: bytes) -> Any:
@@ -145,6 +151,8 @@ def _dispatch(state: SalesforceState, method: str, version: str, rest: str, quer
         return query_resource(state, version, parts[1:], query)
     if parts == ["composite", "sobjects"] and method == "PATCH":
         return collection_update(state, raw.decode("utf-8", "replace"))
+    if parts == ["composite"] and method == "POST":  # its subrequests are routed here again, uncounted
+        return composite(state, raw, API_VERSIONS, _dispatch)
     if len(parts) >= 2 and parts[0] == "sobjects":
         return _sobject_resource(state, method, version, parts[1:], query, raw)
     return 404, NOT_FOUND_BODY
@@ -173,6 +181,9 @@ def _sobject_resource(state: SalesforceState, method: str, version: str, parts: 
         return 404, NOT_FOUND_BODY
     if parts[1:] == ["describe"] and method == "GET":
         return 200, obj.describe(version)
+    if obj.name in NOTE_OBJECTS and (handled := note_resource(state, method, version, obj, parts[1:], query,
+                                                              raw)) is not None:
+        return handled
     if len(parts) == 1 and method == "GET":
         return 200, {"objectDescribe": obj.summary(version), "recentItems": []}
     if len(parts) == 2:

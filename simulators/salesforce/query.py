@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from simulators.salesforce.errors import RequestError, api_error, no_such_column
 from simulators.salesforce.ids import to_id18
+from simulators.salesforce.notes_query import link_query
 from simulators.salesforce.schema import SFField, SFObject
 
 if TYPE_CHECKING:
@@ -67,6 +68,8 @@ def run_query(state: SalesforceState, query: str, version: str) -> list[dict[str
     if not match:
         raise RequestError("MALFORMED_QUERY", f"unexpected token: {query.split()[0] if query.split() else query!r}")
     obj = _queried_object(state, query, match)
+    if obj.name == "ContentDocumentLink":  # relationship columns and its own filter rules
+        return link_query(state, query, version)
     selected = _selected_fields(obj, query, match)
     records = state.records.get(obj.name, {})
     chosen = list(records.values()) if match["where"] is None else _filtered(records, query, match)

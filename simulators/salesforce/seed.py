@@ -11,6 +11,7 @@ import copy
 from dataclasses import dataclass
 from typing import Sequence
 
+from simulators.salesforce.notes import seed_notes_schema
 from simulators.salesforce.schema import PicklistValue, SFField
 from simulators.salesforce.state import SalesforceState
 
@@ -151,11 +152,12 @@ DEFAULT_OBJECTS: tuple[tuple[str, str, tuple[SFField, ...]], ...] = (
 
 
 def seed_default_schema(state: SalesforceState) -> None:
-    """Opportunity, Account, Contact, Lead, Event and User as a typical org has them."""
+    """Opportunity, Account, Contact, Lead, Event and User as a typical org has them, and notes."""
     # One deep copy of the whole table: the state gets fields of its own (SFField is mutable), and
     # its objects still share one OwnerId and one set of audit fields, as they always have.
     for name, key_prefix, fields in copy.deepcopy(DEFAULT_OBJECTS):
         state.add_object(name, key_prefix, fields, label=name)
+    seed_notes_schema(state)
 
 
 @dataclass(frozen=True)

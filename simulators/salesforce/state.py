@@ -87,8 +87,10 @@ class SalesforceState:
             self.requests: list[LoggedRequest] = []
             self.api_usage = 0
             self._faults: list[_Fault] = []
+            self._holds: list[list[Any]] = []
             self._counter = itertools.count(1)
             self._cursors: dict[str, list[dict[str, Any]]] = {}
+            self.note_bodies: dict[str, bytes] = {}  # ContentNote id18 -> stored body (``notes``)
 
     # -- schema -----------------------------------------------------------------
     def add_object(self, name: str, key_prefix: str, fields: Iterable[SFField] = (), *, label: str | None = None,
@@ -222,6 +224,24 @@ class SalesforceState:
         with self.lock:
             self._faults.append(_Fault(status, body, dict(headers or {}), times, path_contains, delay, after,
                                        query_contains))
+
+    def hold_answers(self, path_contains: str, seconds: float, times: int = 1) -> None:
+        """Apply the next ``times`` requests whose path contains ``path_contains``, then wait
+        ``seconds`` before answering: the org has done the work but the caller does not know yet
+        (a worker killed during that wait must not do it twice)."""
+        with self.lock:
+            self._holds.append([path_contains, seconds, times])
+
+    def _take_hold(self, path: str) -> float:
+        """Seconds to wait before answering this request (0.0: none)."""
+        with self.lock:
+            for hold in self._holds:
+                if hold[0] in path:
+                    hold[2] -= 1
+                    if hold[2] <= 0:
+                        self._holds.remove(hold)
+                    return float(hold[1])
+            return 0.0
 
     def _take_fault(self, path: str, query: str = "") -> _Fault | None:
         with self.lock:

@@ -91,8 +91,16 @@ def test_demo_runs_without_credentials(tmp_path):
     start = next(i for i, line in enumerate(lines) if line.startswith("poll pass"))
     audit = next(i for i, line in enumerate(lines) if line.startswith("writeback history"))
     poll_pass = lines[start:audit]
-    assert poll_pass[0].endswith(", 0 CRM write requests")
+    assert poll_pass[0].endswith(", 0 CRM write requests, 0 for notes")
     assert " written" not in " ".join(poll_pass)
+    # The summaries: one note per linked recording, shown as the CRM holds it, none added by the poll.
+    notes = [line for line in lines if line.startswith("note ")]
+    assert [line.split()[1] for line in notes] == ["created", "created"]
+    flowing = " ".join(result.stdout.split())  # wrapped lines joined
+    assert "· salesforce-demo (not attached to Contact" in flowing  # the contact deleted in Salesforce
+    assert re.search(r"4 Siro requests, \d+ CRM write requests, 2 for the summary notes", result.stdout)
+    assert "the summary note in Salesforce: ContentNote 069" in result.stdout
+    assert "Soft decking near the chimney & two layers of shingles to strip." in flowing
     # It ends with what an operator audits with: the recording's runs, and what a revert would put back.
     audited = " ".join(" ".join(lines[audit:]).split())  # wrapped lines joined
     assert re.search(r"run \d+ · poll · [^·]+ · partial: [^·]*9 unchanged[^·]* run \d+ · webhook · [^·]+ · "
@@ -190,3 +198,14 @@ def test_keep_at_a_path(user_setup, tmp_path):
 
     assert again.returncode == 2
     assert again.stderr.strip().count("\n") == 0 and "already exists" in again.stderr
+
+
+def test_demo_json_carries_each_recordings_note(demo_json):
+    notes = {report["recordingId"]: report["notes"] for report in demo_json}
+
+    assert [note["outcome"] for note in notes["rec_demo_salesforce"]] == ["created"]
+    assert notes["rec_demo_salesforce"][0]["object"] == "ContentNote"
+    assert notes["rec_demo_salesforce"][0]["noteId"].startswith("069")
+    assert {target["object"] for target in notes["rec_demo_hubspot"][0]["attachedTo"]} == {
+        "deals", "companies", "contacts"}
+    assert notes["rec_demo_not_linked"] == notes["rec_demo_deleted"] == []

@@ -78,7 +78,7 @@ def test_history_json_lists_every_run_newest_first(env, runs):
         (runs["skipped"], "poll", "skipped"), (runs["revert"], "revert", "ok"), (runs["first"], "webhook", "partial")]
     skipped, revert, first = body["runs"]
     assert skipped == {"runId": runs["skipped"], "trigger": "poll", "startedAt": skipped["startedAt"],
-                       "status": "skipped", "fields": [], "reason": "reverted"}
+                       "status": "skipped", "fields": [], "notes": [], "reason": "reverted"}
     assert [f["field"] for f in first["fields"]] == ["StageName", "Amount", "Title"]  # as recorded
     assert first["fields"][1] == {"connection": SF, "object": "Opportunity", "recordId": OPP, "field": "Amount",
                                   "value": 21000, "previous": 12500, "outcome": "written", "reason": None,

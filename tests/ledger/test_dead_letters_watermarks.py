@@ -52,7 +52,7 @@ def test_upgrade_from_0001_keeps_the_data(database_url: str) -> None:
         before_attempts = ledger.attempts()
 
         ledger.migrate()
-        assert ledger.current_revision() == head_revision() == "0007"
+        assert ledger.current_revision() == head_revision() == "0008"
         assert [(r.id, r.recording_id, r.trigger, r.status, r.reason) for r in ledger.runs()] == before_runs
         assert ledger.runs()[0].recording_updated_at is None  # 0003's column, unknown for older runs
         assert ledger.attempts() == before_attempts

@@ -80,11 +80,12 @@ def test_history_json_is_the_documented_shape(ledger: Ledger) -> None:
         "fields": [{"connection": SF, "object": "Opportunity", "recordId": OPP, "field": "Amount",
                     "value": 21000, "previous": 12500, "outcome": "written", "reason": None,
                     "extraction": "extraction of Amount"}],
+        "notes": [],
     }
     started = datetime.fromisoformat(oldest["startedAt"].replace("Z", "+00:00"))
     assert oldest["startedAt"].endswith("Z") and before - timedelta(seconds=1) <= started
     assert newest == {"runId": skipped, "trigger": "poll", "startedAt": newest["startedAt"],
-                      "status": "skipped", "fields": [], "reason": "reverted"}
+                      "status": "skipped", "fields": [], "notes": [], "reason": "reverted"}
 
 
 # --------------------------------------------------------------------------- #

@@ -66,7 +66,7 @@ def test_migrate_is_idempotent(database_url: str) -> None:
         assert ledger.current_revision() is None
         ledger.migrate()
         ledger.migrate()
-        assert ledger.current_revision() == head_revision() == "0007"
+        assert ledger.current_revision() == head_revision() == "0008"
         run_id = ledger.start_run("rec-1", trigger="cli")
         ledger.migrate()  # data survives a re-run
         assert [r.id for r in ledger.runs()] == [run_id]

@@ -51,7 +51,13 @@ from rich.live import Live
 from rich.spinner import Spinner
 from rich.text import Text
 
-from worker.cli.render import report_from_ledger, report_table, summarize, terminal
+from worker.cli.render import (
+    note_lines,
+    report_from_ledger,
+    report_table,
+    summarize,
+    terminal,
+)
 from worker.errors import ConfigError, WritebackError
 from worker.report import RecordingReport
 
@@ -338,6 +344,7 @@ def post_webhooks(service: DemoService, progress: Progress) -> Posted:
 class Pass:
     reports: list[RecordingReport]
     crm_writes: int  # CRM write requests during the pass
+    note_requests: int = 0  # CRM requests that wrote summary notes during the pass
     siro_requests: int = 0  # all so far
     elapsed: float = 0.0
     recordings: int = 0  # the poll pass's
@@ -352,7 +359,8 @@ def worker_pass(service: DemoService, posted: Posted, progress: Progress) -> Pas
     wait_for_runs(rt.ledger, ids, 1, progress)
     elapsed = time.monotonic() - posted.started
     reports = [report_from_ledger(rt.ledger, recording_id) for recording_id in ids]
-    return Pass(reports, service.local.crm_write_requests(), rt.siro.request_count, elapsed)
+    return Pass(reports, service.local.crm_write_requests(), service.local.crm_note_requests(),
+                rt.siro.request_count, elapsed)
 
 
 def poll_pass(service: DemoService, progress: Progress) -> Pass:
@@ -366,7 +374,8 @@ def poll_pass(service: DemoService, progress: Progress) -> Pass:
     passed = run_pass(rt.siro, rt.ledger, service.settings.config.poll, lambda page: enqueue_page(page, "poll"))
     wait_for_runs(rt.ledger, ids, 2, progress)
     reports = [report_from_ledger(rt.ledger, recording_id) for recording_id in ids]
-    return Pass(reports, service.local.crm_write_requests(), recordings=passed.recordings, enqueued=passed.enqueued,
+    return Pass(reports, service.local.crm_write_requests(), service.local.crm_note_requests(),
+                recordings=passed.recordings, enqueued=passed.enqueued,
                 outcomes=len(rt.ledger.attempts()), runs=len(rt.ledger.runs()))
 
 
@@ -401,16 +410,36 @@ def print_written(out: Output, written: Pass) -> None:
             out.print(report_table(report))
         else:
             out.print(Text(f"recording {report.recording_id}: {report.status} ({report.reason}): nothing to write"))
+        for line in note_lines(report.notes):
+            out.print(line)
     out.print(f"webhooks: {written.elapsed:.2f} s from the first webhook to the last recording written",
               highlight=False)
-    out.indented(f"{written.siro_requests} Siro requests, {written.crm_writes} CRM write requests")
+    out.indented(f"{written.siro_requests} Siro requests, {written.crm_writes} CRM write requests, "
+                 f"{written.note_requests} for the summary notes")
     out.indented(f"outcomes: {summarize(written.reports)}")
+
+
+def print_note(out: Output, service: DemoService) -> None:
+    """The Salesforce recording's summary note, as the CRM holds it."""
+    if out.as_json:
+        return
+    from simulators.salesforce.notes import note_text
+
+    report = report_from_ledger(service.rt.ledger, service.recordings.salesforce)
+    note = next((note for note in report.notes if note.note_id), None)
+    text = note_text(service.local.salesforce, note.note_id) if note and note.note_id else None
+    if note is None or text is None:
+        return
+    out.print(f"[bold]the summary note in Salesforce[/]: ContentNote {note.note_id}, "
+              f"on {len(note.attached_to)} records", highlight=False)
+    for number, line in enumerate(text):
+        out.indented(("" if number == 0 else "  ") + line)
 
 
 def print_polled(out: Output, polled: Pass) -> None:
     tasks = "page task" if polled.enqueued == 1 else "page tasks"
     out.print(f"poll pass: {polled.recordings} recordings in {polled.enqueued} {tasks}, "
-              f"{polled.crm_writes} CRM write requests", highlight=False)
+              f"{polled.crm_writes} CRM write requests, {polled.note_requests} for notes", highlight=False)
     out.indented(f"outcomes: {summarize(polled.reports)}")
 
 
@@ -463,6 +492,7 @@ def run_demo(*, as_json: bool = False, keep: str | None = None) -> int:
                 posted = post_webhooks(service, progress)
                 print_webhooks(out, posted)
                 print_written(out, worker_pass(service, posted, progress))
+                print_note(out, service)
                 polled = poll_pass(service, progress)
                 print_polled(out, polled)
                 print_audit(out, service)

@@ -35,7 +35,7 @@ from rich.console import Console
 from rich.text import Text
 
 from worker.cli.exits import EXIT_OK, EXIT_USAGE
-from worker.cli.render import GroupedTable, Row, report_rows, terminal
+from worker.cli.render import GroupedTable, Row, note_lines, report_rows, terminal
 from worker.ledger.rows import RecordHistoryRow, RunHistory
 from worker.settings import Settings
 
@@ -139,6 +139,8 @@ def render_runs(console: Console, recording_id: str, runs: list[RunHistory]) -> 
         console.print(Text(title + ("" if lines else " · no fields")))
         if lines:  # the sync report's rows: a heading per CRM record, a row per field
             console.print(GroupedTable(partial(report_rows, lines, show_connection=len(connections) > 1)))
+        for line in note_lines(entry.notes):
+            console.print(line)
 
 
 # -- by CRM record -----------------------------------------------------------------

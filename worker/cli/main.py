@@ -34,6 +34,10 @@ def _main(argv: Sequence[str] | None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if os.environ.get("WRITEBACK_LOG_FORMAT"):  # json: one object a line (worker.logs); imported only then
+        from worker.logs import use_log_format
+
+        use_log_format(logging.getLogger().handlers)
     from worker.errors import ConfigError, CredentialError, WritebackError
 
     try:
@@ -74,12 +78,12 @@ def _run(args) -> int:  # noqa: ANN001 - argparse.Namespace
 
 
 # One module each (worker/cli/<name>.py, ``run(args, settings) -> exit code``): DESIGN §6.
-_OPERATOR = ("history", "revert", "review", "connections")
+_OPERATOR = ("history", "revert", "review", "connections", "console")
 
 
 def _talks_to_crm(args) -> bool:  # noqa: ANN001 - argparse.Namespace
     """Whether the command writes or reads a CRM here (else the CRM's secrets need not be set)."""
-    if args.command in ("sync", "check", "revert"):
+    if args.command in ("sync", "check", "revert", "console"):  # the console approves and reverts
         return True
     if args.command == "review":
         return getattr(args, "decision", None) == "approve"

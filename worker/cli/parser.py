@@ -109,6 +109,10 @@ def _operator_commands(add) -> None:  # noqa: ANN001 - the subparser factory of 
     connections = add("connections", "Siro's integration connections and the config entry serving each")
     connections.add_argument("--json", action="store_true", help="print one JSON object")
 
+    console = add("console", "serve the operator web console (needs WRITEBACK_CONSOLE_TOKEN)")
+    console.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    console.add_argument("--port", type=int, default=8090, help="port (default 8090)")
+
 
 def timestamp(text: str) -> datetime:
     """ISO 8601, UTC unless an offset is given (a date alone is its midnight UTC)."""

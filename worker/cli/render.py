@@ -27,7 +27,14 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from worker.report import FieldReport, Outcome, RecordingReport, Status
+from worker.report import (
+    FieldReport,
+    NoteOutcome,
+    NoteReport,
+    Outcome,
+    RecordingReport,
+    Status,
+)
 
 _STYLE = {
     Outcome.WRITTEN: "green",
@@ -237,6 +244,29 @@ def render_report(console: Console, report: RecordingReport, *, dry_run: bool = 
         console.print(Text(title))
     counts = ", ".join(f"{count} {outcome}" for outcome, count in sorted(report.counts().items()))
     console.print(Text(counts or "no fields planned"))
+    for line in note_lines(report.notes):
+        console.print(line)
+
+
+def note_lines(notes: Iterable[NoteReport]) -> list[Text]:
+    """One line per summary note: ``note created 069… on Opportunity 006…, Contact 003… · sf``."""
+    lines = []
+    for note in notes:
+        text = Text("note ")
+        text.append(str(note.outcome), style=_NOTE_STYLES.get(note.outcome, ""))
+        if note.note_id:
+            text.append(f" {note.note_id}")
+        if note.attached_to:
+            text.append(" on " + ", ".join(f"{obj} {record_id}" for obj, record_id in note.attached_to))
+        text.append(f" · {note.connection}", style="dim")
+        if note.reason:
+            text.append(f" ({note.reason})", style="dim")
+        lines.append(text)
+    return lines
+
+
+_NOTE_STYLES = {NoteOutcome.CREATED: "green", NoteOutcome.UPDATED: "green", NoteOutcome.FAILED: "red",
+                NoteOutcome.PLANNED: "cyan"}
 
 
 def summarize(reports: Iterable[RecordingReport]) -> str:
@@ -260,4 +290,5 @@ def report_from_ledger(ledger: Any, recording_id: str) -> RecordingReport:
         for row in reversed(ledger.attempts(recording_id))  # oldest first: the order they were planned
         if row.run_id == run.id
     ]
-    return RecordingReport(recording_id, run.status, lines, reason=run.reason)
+    notes = ledger.note_lines(recording_id).get(run.id, [])
+    return RecordingReport(recording_id, run.status, lines, reason=run.reason, notes=notes)

@@ -171,8 +171,6 @@ def _failed(args: argparse.Namespace, rt: Runtime) -> int:
 
 
 def _retry(args: argparse.Namespace, rt: Runtime) -> int:
-    from worker.service.tasks import enqueue_recording
-
     if args.all:
         ids = [row.recording_id for row in rt.ledger.dead_letters()]
         if not ids:
@@ -183,19 +181,28 @@ def _retry(args: argparse.Namespace, rt: Runtime) -> int:
         if rt.ledger.dead_letter(args.recording_id) is None:
             print(f"note: {args.recording_id} is not on the dead-letter list; enqueueing it anyway", file=sys.stderr)
     for recording_id in ids:
-        # Off the list before a worker can fail it again (and put it back), so
-        # that a new failure is never erased; back on it if the broker refuses.
-        row = rt.ledger.dead_letter(recording_id)
-        rt.ledger.remove_dead_letter(recording_id)
-        try:
-            task_id = enqueue_recording(recording_id, trigger="retry")
-        except BrokerUnavailable as exc:
-            if row is not None:
-                rt.ledger.add_dead_letter(recording_id, reason=row.reason, error=row.error,
-                                          trigger=row.trigger, attempts=row.attempts, connection=row.connection)
-            raise WritebackError(f"{exc} (WRITEBACK_BROKER_URL)") from None
+        task_id = retry_dead_letter(rt, recording_id)
         print(f"{recording_id}: enqueued (task {task_id})")
     return EXIT_OK
+
+
+def retry_dead_letter(rt: Runtime, recording_id: str) -> str:
+    """Re-enqueue one recording (``writeback retry``, the console's Retry); the task id.
+
+    Off the list before a worker can fail it again (and put it back), so that a
+    new failure is never erased; back on it if the broker refuses (``WritebackError``).
+    """
+    from worker.service.tasks import enqueue_recording
+
+    row = rt.ledger.dead_letter(recording_id)
+    rt.ledger.remove_dead_letter(recording_id)
+    try:
+        return enqueue_recording(recording_id, trigger="retry")
+    except BrokerUnavailable as exc:
+        if row is not None:
+            rt.ledger.add_dead_letter(recording_id, reason=row.reason, error=row.error,
+                                      trigger=row.trigger, attempts=row.attempts, connection=row.connection)
+        raise WritebackError(f"{exc} (WRITEBACK_BROKER_URL)") from None
 
 
 def _webhook(args: argparse.Namespace, rt: Runtime) -> int:

@@ -6,7 +6,11 @@ Both reads stay index lookups however long the ledger grows (revision 0006;
 * :meth:`History.history` (one recording): its runs through an index of
   ``runs.recording_id`` (a handful of rows, sorted), then its attempts
   through ``ix_attempts_recording_history`` (``recording_id, id``) in id
-  order, handed to their runs in Python;
+  order, handed to their runs in Python, with each run's note outcomes
+  (``Notes.note_lines``, an index of ``note_attempts.recording_id``);
+* :meth:`History.recent_runs` (every recording, a page at a time, for the
+  console): the runs by primary key, keyset-paged on the id, then their
+  attempts through the index on ``attempts.run_id``, counted in the database;
 * :meth:`History.record_history` (one CRM record, maybe one field): its
   attempts through ``ix_attempts_record_history`` (``connection, object,
   record_id, field, id``), joined to their runs for the trigger. With a
@@ -22,19 +26,31 @@ attempts of the matching spellings are read by equality.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from .engine import Database
-from .rows import AttemptRow, RecordHistoryRow, RunHistory, RunRow, check_str
+from .notes import Notes
+from .rows import (
+    AttemptRow,
+    RecordHistoryRow,
+    RunHistory,
+    RunRow,
+    RunsPage,
+    RunSummary,
+    check_str,
+)
 from .schema import Attempt, Run
 
 __all__ = ["History"]
 
+RUNS_PAGE = 50
+MAX_RUNS_PAGE = 500
 
-class History(Database):
+
+class History(Notes):
     """The two history reads: every run of a recording, every outcome on a CRM record."""
 
     def history(self, recording_id: str) -> list[RunHistory]:
@@ -54,7 +70,33 @@ class History(Database):
                 # A run started after the runs were read is left out, with its attempts.
                 if row.run_id in by_run:
                     by_run[row.run_id].append(AttemptRow.of(row))
-        return [RunHistory(run, tuple(by_run[run.id])) for run in runs]
+        notes = self.note_lines(recording_id)
+        return [RunHistory(run, tuple(by_run[run.id]), tuple(notes.get(run.id, ()))) for run in runs]
+
+    def recent_runs(self, *, before: int | None = None, limit: int = RUNS_PAGE) -> RunsPage:
+        """Runs of every recording, newest first, ``limit`` to a page (``before``: the last id of the
+        previous page), each with its fields counted by outcome and the connections they were on."""
+        limit = max(1, min(limit, MAX_RUNS_PAGE))
+        stmt = select(*Run.__table__.c).order_by(Run.id.desc()).limit(limit + 1)
+        if before is not None:
+            stmt = stmt.where(Run.id < before)
+        with self._read("reading recent runs") as conn:
+            rows = [RunRow.of(row) for row in conn.execute(stmt)]
+            page, more = rows[:limit], len(rows) > limit
+            counts: dict[int, Counter] = {run.id: Counter() for run in page}
+            connections: dict[int, set[str]] = {run.id: set() for run in page}
+            if page:
+                count_stmt = (
+                    select(Attempt.run_id, Attempt.outcome, Attempt.connection, func.count())
+                    .where(Attempt.run_id.in_(list(counts)))
+                    .group_by(Attempt.run_id, Attempt.outcome, Attempt.connection)
+                )
+                for run_id, outcome, connection, n in conn.execute(count_stmt):
+                    counts[run_id][outcome] += n
+                    if connection:
+                        connections[run_id].add(connection)
+        summaries = [RunSummary(run, counts[run.id], tuple(sorted(connections[run.id]))) for run in page]
+        return RunsPage(summaries, page[-1].id if more else None)
 
     def record_history(
         self, connection: str, object: str, record_id: str, field: str | None = None

@@ -14,7 +14,8 @@ migrations) and lives in its own module:
 * ``dead_letters.py``: the dead-letter list;
 * ``watermarks.py``: named watermarks (``poll``);
 * ``proposals.py``: field values held for a person's review (policy ``review``);
-* ``reverts.py``: what a revert puts back, and the recording versions that stand reverted.
+* ``reverts.py``: what a revert puts back, and the recording versions that stand reverted;
+* ``notes.py``: the summary notes the CRM holds for us, and each run's note outcomes.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from .watermarks import Watermarks
 __all__ = ["Ledger"]
 
 
-class Ledger(Runs, History, Intents, DeadLetters, Watermarks, Proposals, Reverts):
+class Ledger(Runs, History, Intents, DeadLetters, Watermarks, Proposals, Reverts):  # History holds Notes
     """Runs and field attempts, write intents, dead letters and watermarks in a SQL database.
 
     ``Ledger(url)`` takes any SQLAlchemy URL (``WRITEBACK_DATABASE_URL``);

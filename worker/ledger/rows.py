@@ -14,11 +14,12 @@ carries its ``IntentRow``. Datetimes are timezone-aware UTC.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from worker.report import FieldReport, Outcome, Status, to_json
+from worker.report import FieldReport, NoteReport, Outcome, Status, to_json
 
 __all__ = [
     "AttemptRow",
@@ -128,6 +129,7 @@ class RunHistory:
 
     run: RunRow
     attempts: tuple[AttemptRow, ...]
+    notes: tuple[NoteReport, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """A run as ``writeback history --json`` prints it (DESIGN §6); ``reason`` only when the
@@ -138,6 +140,7 @@ class RunHistory:
             "startedAt": to_json(self.run.started_at),
             "status": str(self.run.status),
             "fields": [attempt.line.to_json() for attempt in self.attempts],
+            "notes": [note.to_json() for note in self.notes],
         }
         if self.run.reason:
             body["reason"] = self.run.reason
@@ -268,3 +271,21 @@ class RevertTarget:
     reverted: bool  # that last put was a revert
     later_recording: str | None  # another recording that wrote the field since, if any
     extraction: str | None = None  # the extraction behind the recording's last write
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """A run with how many of its fields had each outcome and the connections they were on
+    (``Ledger.recent_runs``)."""
+
+    run: RunRow
+    outcomes: Counter = field(default_factory=Counter)  # outcome -> fields
+    connections: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RunsPage:
+    """A page of ``Ledger.recent_runs``; ``older`` is the ``before`` of the next (older) page, None on the last."""
+
+    runs: list[RunSummary]
+    older: int | None

@@ -274,3 +274,43 @@ class Proposal(Base):
         Index("ux_proposals_pending", "connection", "object", "record_id", "field", unique=True,
               sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'")),
     )
+
+
+class Note(Base):
+    """A recording's summary note on one connection (revision 0008); see ``worker.ledger.notes``."""
+
+    __tablename__ = "notes"
+
+    recording_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    connection: Mapped[str] = mapped_column(String(255), primary_key=True)
+    object: Mapped[str] = mapped_column(String(255))  # the CRM's note object (ContentNote, notes)
+    note_id: Mapped[str | None] = mapped_column(String(255))  # null until the CRM has answered a create
+    content_hash: Mapped[str | None] = mapped_column(String(64))  # of the title and body the CRM holds
+    attached: Mapped[Any] = mapped_column(JSONValue(), nullable=True)  # [[object, record_id], ...]
+    # Records the CRM would not attach the note to (deleted): not asked again until the content changes.
+    refused: Mapped[Any] = mapped_column(JSONValue(), nullable=True)
+    # Set just before a CRM call that may create the note; cleared when its answer is stored. A note
+    # whose intent is still set was maybe created by a worker that died: look it up before creating.
+    intent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A run writing the note holds it until then (a task's hard time limit): a second run waits.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_notes_note_id", "connection", "note_id"),)
+
+
+class NoteAttempt(Base):
+    """One run's outcome for a recording's note (revision 0008): the report's ``notes`` line, kept."""
+
+    __tablename__ = "note_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(BigId, ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    recording_id: Mapped[str] = mapped_column(String(255), index=True)
+    connection: Mapped[str] = mapped_column(String(255))
+    object: Mapped[str | None] = mapped_column(String(255))
+    note_id: Mapped[str | None] = mapped_column(String(255))
+    attached: Mapped[Any] = mapped_column(JSONValue(), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

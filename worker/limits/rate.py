@@ -38,6 +38,7 @@ from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from connectors.base import NO_GATE, Connector, NoGate, TransientError
+from worker import metrics
 from worker.errors import ConfigError
 from worker.limits.limiters import (
     DAILY_USAGE_TTL_S,
@@ -126,6 +127,10 @@ class RequestGate:
             raise LimiterBusy(
                 f"daily API allocation spent: {used}/{limit} requests used, this service may use "
                 f"{self.daily_share:.0%} (rolling 24 h)", retry_after=DAILY_RETRY_AFTER_S)
+
+    def observe_response(self, kind: str, status: int | None) -> None:
+        """Count one request the connector sent through this gate (``writeback_crm_requests_total``)."""
+        metrics.crm_request(self.name, kind, status)
 
     def observe_daily_usage(self, used: int, limit: int) -> None:
         """Record the CRM's latest count of the daily allocation (Salesforce ``Sforce-Limit-Info``)."""

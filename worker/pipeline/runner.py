@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from worker.errors import (
@@ -28,15 +29,19 @@ from worker.errors import (
     WritebackError,
 )
 from worker.limits.backoff import RetryPolicy
+from worker.logs import log_context
 from worker.pipeline import review
 from worker.pipeline.connector_pool import ConnectorPool
 from worker.pipeline.decide import ExtractionDecision, PlannedChange
+from worker.pipeline.notes import NoteStage
 from worker.pipeline.plan import WritePlan
 from worker.pipeline.resolver import resolve
 from worker.pipeline.rules import unknown_entries
 from worker.pipeline.writer import SHADOW, Writer
 from worker.report import (
     FieldReport,
+    NoteOutcome,
+    NoteReport,
     Outcome,
     RecordingReport,
     Status,
@@ -74,6 +79,8 @@ class Pipeline:
             max_retries=config.retry.max_retries, base_s=config.retry.base_s, max_s=config.retry.max_s
         )
         self.writer = Writer(connectors, ledger, self.retry)
+        self.notes = NoteStage(config, connectors, self.retry)
+        self.notes.ledger = ledger
         self._rule_problems: dict[str, list[str]] = {}  # per connection, once checked (``rules``)
         self.log_refusals = log_refusals
 
@@ -85,6 +92,7 @@ class Pipeline:
     @ledger.setter
     def ledger(self, value) -> None:  # noqa: ANN001
         self.writer.ledger = value
+        self.notes.ledger = value
 
     # -- entry points -------------------------------------------------------
 
@@ -96,7 +104,7 @@ class Pipeline:
         if self.siro is None:
             raise RuntimeError("Pipeline.sync needs a Siro client")
         try:
-            recording = self.siro.get_recording(recording_id)
+            recording = self.siro.get_recording(recording_id, summary=self.config.wants_summaries)
         except RecordingNotFound:
             report = RecordingReport.because(recording_id, Status.FAILED, Reason.NOT_FOUND,
                                              "Siro has no recording with this id")
@@ -111,12 +119,15 @@ class Pipeline:
         plans = self._plans(recordings, force=force)
         changes: list[list[PlannedChange]] = [[] for _ in plans]  # per plan, in batch order
         for connection, object_name, batch in self._batches(plans, recordings):
-            self._write_batch(connection, object_name, [change for _, change in batch], dry_run=dry_run)
+            with log_context(connection=connection.display_name):
+                self._write_batch(connection, object_name, [change for _, change in batch], dry_run=dry_run)
             for index, change in batch:
                 changes[index].append(change)
+        notes, notes_transient = self._notes(recordings, plans, dry_run=dry_run, force=force)
         reports = []
         for index, plan in enumerate(plans):
             report = self._report(plan, changes[index])
+            _add_notes(report, notes[index], transient=index in notes_transient)
             self.writer.record(report, trigger=trigger, dry_run=dry_run, version=recordings[index].updated_at)
             reports.append(report)
         return reports
@@ -188,6 +199,19 @@ class Pipeline:
                     what = "unavailable" if transient else "internal error"
                     change.decide(Outcome.FAILED, f"{what}: {type(exc).__name__}: {exc}")
                     change.transient = transient
+
+    def _notes(self, recordings: Sequence[Recording], plans: list[WritePlan], *, dry_run: bool,
+               force: bool) -> tuple[list[list[NoteReport]], set[int]]:
+        """The summary notes (``notes``), after the fields; a failure of the stage fails only the notes."""
+        try:
+            return self.notes.run(recordings, plans, dry_run=dry_run, force=force)
+        except SoftTimeLimit:
+            raise
+        except Exception as exc:  # a bug before any note was sent must not lose the fields' outcomes
+            log.exception("writing the summary notes failed")
+            failed = NoteReport("", None, None, (), NoteOutcome.FAILED, f"internal error: {type(exc).__name__}: {exc}")
+            return [[replace(failed, connection=plan.connection)] if self.notes.connection_for(plan) else []
+                    for plan in plans], set()
 
     def _refused(self, connection: ConnectionConfig, changes: list[PlannedChange]) -> bool:
         """Fail closed: a connection whose rules name what the CRM lacks writes nothing (``rules``).
@@ -274,6 +298,22 @@ class Pipeline:
             for recording in stamped
             if recording.id in done and recording.updated_at < done[recording.id]
         }
+
+
+def _add_notes(report: RecordingReport, notes: list[NoteReport], *, transient: bool) -> None:
+    """Put the note lines in the report: a failed note makes an ``ok`` recording ``partial``, and a
+    recording skipped only because no field was mapped ``ok`` when its note was written."""
+    if not notes:
+        return
+    report.notes = notes
+    failed = any(note.outcome is NoteOutcome.FAILED for note in notes)
+    if report.status is Status.SKIPPED and report.code is Reason.NOTHING_MAPPED and not failed and any(
+            note.outcome not in (NoteOutcome.SKIPPED, NoteOutcome.UNSUPPORTED) for note in notes):
+        report.status, report.reason, report.code = Status.OK, None, None
+    if failed and report.status in (Status.OK, Status.SKIPPED):
+        report.status = Status.PARTIAL
+    if transient:
+        report.transient = True
 
 
 def _timestamp(recording: Recording) -> float:

@@ -64,6 +64,7 @@ from connectors.base import (
     WritebackError,
 )
 from connectors.support import WriteResults
+from worker import metrics
 from worker.errors import Reason
 from worker.limits.backoff import RetryPolicy
 from worker.pipeline import coercion
@@ -283,7 +284,9 @@ class Writer:
         run_id = self.ledger.start_run(report.recording_id, trigger=trigger, dry_run=dry_run,
                                        recording_updated_at=version)
         self.ledger.record(run_id, report.recording_id, report.fields)
+        self.ledger.record_notes(run_id, report.recording_id, report.notes)
         self.ledger.finish_run(run_id, report.status, report.reason)
+        metrics.recorded(report)  # what the ledger now holds, counted for Prometheus
 
     # -- stages ------------------------------------------------------------------
 

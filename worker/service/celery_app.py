@@ -26,7 +26,8 @@ from worker.settings import Settings
 
 POLL_SCHEDULE = "poll"
 
-app = Celery("worker", include=["worker.service.tasks"])
+# observe: the worker's /metrics, task timings and log format (Celery signals).
+app = Celery("worker", include=["worker.service.tasks", "worker.service.observe"])
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -61,6 +62,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # One task at a time per process: with late acks, a prefetched task
         # would wait behind a slow one while another worker sits idle.
         "worker_prefetch_multiplier": 1,
+        # Task events (received, started, succeeded, ...; and sent, from whoever enqueues) for
+        # Flower and celery-exporter. On Redis they are published to whoever listens, else dropped.
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
         "beat_schedule": {
             POLL_SCHEDULE: {
                 "task": "worker.tasks.poll",

@@ -44,6 +44,7 @@ from celery.signals import (
 )
 from kombu.exceptions import KombuError, OperationalError
 
+from worker import metrics
 from worker.errors import (
     EXIT_USAGE,
     NEEDS_A_FIX,
@@ -78,9 +79,13 @@ _POLL_LOCK_KEY = POLL_LOCK_KEY
 
 
 def enqueue_recording(recording_id: str, trigger: str = "webhook") -> str:
-    """Hand one recording to the workers; returns the task id."""
+    """Hand one recording to the workers; returns the task id. A webhook's arrival time travels in a
+    header (``worker.metrics``: the webhook-to-write latency), kept by Celery across retries."""
+    received = metrics.webhook_received_at.get()
+    headers = {metrics.RECEIVED_AT_HEADER: received} if received is not None else None
     try:
-        result = process_recording.apply_async(args=[recording_id], kwargs={"trigger": trigger}, retry=False)
+        result = process_recording.apply_async(args=[recording_id], kwargs={"trigger": trigger}, retry=False,
+                                               headers=headers)
     except (OperationalError, KombuError, OSError) as exc:
         raise BrokerUnavailable(f"the broker did not take the task: {type(exc).__name__}") from None
     return result.id
@@ -96,7 +101,9 @@ def enqueue_page(recordings: Sequence[Recording], trigger: str = "poll") -> int:
     if not recordings:
         return 0
     try:
-        process_page.apply_async(kwargs={"recordings": page_message(recordings), "trigger": trigger}, retry=False)
+        # kwargsrepr: task events (Flower) show the page's size, never the conversation values it carries.
+        process_page.apply_async(kwargs={"recordings": page_message(recordings), "trigger": trigger}, retry=False,
+                                 kwargsrepr=f"{{'recordings': <{len(recordings)} recordings>, 'trigger': {trigger!r}}}")
     except (OperationalError, KombuError, OSError) as exc:
         raise BrokerUnavailable(f"the broker did not take the page: {type(exc).__name__}") from None
     return 1
@@ -268,7 +275,7 @@ def _fetch_and_process(
     retry_after: float | None = None
     for recording_id in recording_ids:
         try:
-            fresh.append(rt.siro.get_recording(recording_id))
+            fresh.append(rt.siro.get_recording(recording_id, summary=rt.config.wants_summaries))
         except RecordingNotFound:
             reports.append(rt.pipeline.sync(recording_id, trigger=trigger))  # records not_found
         except SiroUnavailable as exc:

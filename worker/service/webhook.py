@@ -12,7 +12,8 @@ Answers, checked in this order: 401 missing or wrong secret, 413 body over
 flag true), 200 duplicate (the same body within 10 minutes), 202 enqueued,
 503 when the broker or the dedupe store cannot be reached (the sender
 retries). ``GET /healthz`` answers while serving, ``GET /readyz`` runs the
-caller's checks.
+caller's checks, ``GET /metrics`` is Prometheus's (``worker.metrics``: every
+delivery counted by its answer; the arrival time travels with the task).
 
 The secret never reaches a log line or a response: ``serve`` runs uvicorn
 with the redaction filter of ``worker.logs``, which masks
@@ -27,13 +28,14 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -47,8 +49,9 @@ from pydantic.alias_generators import to_camel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from worker import metrics
 from worker.errors import BrokerUnavailable
-from worker.logs import install, redaction_for
+from worker.logs import install, redaction_for, use_log_format
 from worker.service.dedupe import Dedupe
 
 log = logging.getLogger(__name__)
@@ -228,6 +231,13 @@ def create_app(
     async def readyz() -> JSONResponse:
         return await _readiness(ready, receiver.redactor)
 
+    scraped = metrics.registry()
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        body = await run_in_threadpool(metrics.exposition, scraped)
+        return Response(body, media_type=metrics.CONTENT_TYPE_LATEST)
+
     _answer_errors_in_our_shape(app)
     return app
 
@@ -247,15 +257,18 @@ class _Receiver:
         self.redactor = redaction_for(None, secret)
 
     async def guarded(self, request: Request, path_secret: str | None) -> JSONResponse:
+        metrics.webhook_received_at.set(time.time())  # this request's context: its enqueue carries it
         try:
-            return await self.receive(request, path_secret)
+            response = await self.receive(request, path_secret)
         except Exception as exc:  # noqa: BLE001
             # Answer here rather than let the server print a traceback of its own.
             # The traceback is formatted and masked here, so the secret stays out
             # even where no redaction filter is installed (tests, embedding).
             trace = self.redactor.redact("".join(traceback.format_exception(exc)))
             log.error("webhook failed: %s\n%s", type(exc).__name__, trace.rstrip())
-            return _error(500, "internal_error", "unexpected error; retry later")
+            response = _error(500, "internal_error", "unexpected error; retry later")
+        metrics.webhook_delivery(_answer_name(response))
+        return response
 
     async def receive(self, request: Request, path_secret: str | None) -> JSONResponse:
         if not self.authorized(request, path_secret):
@@ -337,6 +350,15 @@ class _Receiver:
             log.warning("webhook dedupe confirm failed (%s) for recording %s", type(exc).__name__, recording_id)
 
 
+def _answer_name(response: JSONResponse) -> str:
+    """The answer as a metric label: the body's ``status`` (enqueued, ignored, duplicate) or ``error``."""
+    try:
+        body = json.loads(bytes(response.body))
+        return str(body.get("status") or body.get("error") or response.status_code)
+    except (ValueError, AttributeError):
+        return str(response.status_code)
+
+
 async def _readiness(ready: Ready | None, redactor: Any) -> JSONResponse:
     if ready is None:
         return JSONResponse({"status": "ready", "checks": {}})
@@ -393,6 +415,8 @@ def server_config(app: FastAPI, host: str = "0.0.0.0", port: int = 8000, **optio
     if redactor is None:
         raise ValueError("serve() takes an app made by worker.service.webhook.create_app")
     install(redactor, _log_targets())
+    handlers = {handler for name in ("", *LOGGERS) for handler in logging.getLogger(name).handlers}
+    use_log_format(handlers)  # WRITEBACK_LOG_FORMAT=json: uvicorn's lines too
     return config
 
 

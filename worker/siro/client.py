@@ -46,6 +46,7 @@ import httpx
 from pydantic import ValidationError
 
 from connectors.support import parse_retry_after
+from worker import metrics
 from worker.limits.backoff import full_jitter
 from worker.limits.limiters import SlidingWindowRateLimiter
 from worker.siro.errors import (  # noqa: F401 - the client's errors, importable from here too
@@ -411,6 +412,8 @@ class SiroClient:
                 if 200 <= status < 300:
                     return self._json(response, path)
                 reason, retry_after = self._refusal(response, path, recording_id)
+            finally:
+                metrics.siro_request(status)  # None: no answer
             self._wait_to_retry(attempt, reason, status, retry_after, path)
             attempt += 1
 
