@@ -22,6 +22,8 @@ from simulators.siro import SiroState
 from simulators.tls import local_tls
 from tests.fixtures.cli import SF_SECRET_VAR, run, salesforce_config
 
+pytestmark = pytest.mark.e2e  # every test runs `writeback` as a subprocess
+
 X = SiroState.extraction
 HS_SECRET_VAR = "HS_TOKEN_FOR_TESTS"
 

@@ -11,7 +11,7 @@ from sqlalchemy import event, inspect
 
 from worker.ledger import Ledger
 from worker.ledger.engine import alembic_config
-from worker.report import FieldReport, Outcome
+from worker.report import FieldReport, NoteOutcome, NoteReport, Outcome
 
 SF = "salesforce-main"
 OPP = "0065g000000DuAdAAK"
@@ -235,3 +235,24 @@ def test_sqlite_reads_the_history_off_the_indexes_without_sorting(sqlite_url: st
     assert "TEMP B-TREE" not in by_field[1], by_field  # newest first straight off the index
     whole_record = _plans(sqlite_url, lambda ledger: ledger.record_history(SF, "Opportunity", OPP))
     assert all("ix_attempts_record_history" in plan for plan in whole_record), whole_record
+
+
+# --------------------------------------------------------------------------- #
+# recent runs (the console's first page)
+
+
+def test_recent_runs_pages_newest_first_with_field_and_note_outcomes_counted(ledger: Ledger) -> None:
+    ids = [run(ledger, f"rec-{n}", "poll", [line("Amount", n), line("StageName", "x", "invalid_value")],
+               status="partial") for n in range(5)]
+    noted = run(ledger, "rec-note", "webhook", [])
+    ledger.record_notes(noted, "rec-note", [NoteReport(SF, "ContentNote", "069A", (("Opportunity", OPP),),
+                                                       NoteOutcome.CREATED)])
+
+    first = ledger.recent_runs(limit=4)
+    second = ledger.recent_runs(before=first.older, limit=4)
+
+    assert [summary.run.id for summary in first.runs] == [noted, *ids[:1:-1]] and first.older == ids[2]
+    assert [summary.run.id for summary in second.runs] == [ids[1], ids[0]] and second.older is None
+    assert first.runs[0].notes == {"created": 1} and first.runs[0].outcomes == {}
+    assert second.runs[0].outcomes == {"written": 1, "invalid_value": 1}
+    assert second.runs[0].connections == (SF,) and second.runs[0].notes == {}

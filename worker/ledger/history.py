@@ -42,7 +42,7 @@ from .rows import (
     RunSummary,
     check_str,
 )
-from .schema import Attempt, Run
+from .schema import Attempt, NoteAttempt, Run
 
 __all__ = ["History"]
 
@@ -84,6 +84,7 @@ class History(Notes):
             rows = [RunRow.of(row) for row in conn.execute(stmt)]
             page, more = rows[:limit], len(rows) > limit
             counts: dict[int, Counter] = {run.id: Counter() for run in page}
+            notes: dict[int, Counter] = {}
             connections: dict[int, set[str]] = {run.id: set() for run in page}
             if page:
                 count_stmt = (
@@ -95,8 +96,21 @@ class History(Notes):
                     counts[run_id][outcome] += n
                     if connection:
                         connections[run_id].add(connection)
-        summaries = [RunSummary(run, counts[run.id], tuple(sorted(connections[run.id]))) for run in page]
+                notes = self._note_counts(conn, list(counts))
+        summaries = [RunSummary(run, counts[run.id], tuple(sorted(connections[run.id])), notes.get(run.id, Counter()))
+                     for run in page]
         return RunsPage(summaries, page[-1].id if more else None)
+
+    def _note_counts(self, conn: Connection, run_ids: list[int]) -> dict[int, Counter]:
+        """Each run's summary notes by outcome (``note_attempts``, through its ``run_id`` index)."""
+        if not self._has_table(conn, NoteAttempt.__tablename__):
+            return {}
+        stmt = (select(NoteAttempt.run_id, NoteAttempt.outcome, func.count())
+                .where(NoteAttempt.run_id.in_(run_ids)).group_by(NoteAttempt.run_id, NoteAttempt.outcome))
+        found: dict[int, Counter] = {}
+        for run_id, outcome, n in conn.execute(stmt):
+            found.setdefault(run_id, Counter())[outcome] += n
+        return found
 
     def record_history(
         self, connection: str, object: str, record_id: str, field: str | None = None

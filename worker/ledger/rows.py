@@ -281,6 +281,7 @@ class RunSummary:
     run: RunRow
     outcomes: Counter = field(default_factory=Counter)  # outcome -> fields
     connections: tuple[str, ...] = ()
+    notes: Counter = field(default_factory=Counter)  # outcome -> summary notes
 
 
 @dataclass(frozen=True, slots=True)
