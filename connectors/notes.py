@@ -11,9 +11,10 @@ connector one ``NoteWrite`` per (recording, connection):
   attach it to every ``targets`` record;
 * ``note_id`` set and ``html`` not None: change the note's content in place,
   then attach it to ``targets`` not in ``attached``;
-* ``note_id`` set and ``html`` None: only attach it to the new ``targets``
-  (the pipeline always sends the content, so that a note a person deleted
-  can be created again whole; a plugin may still be handed None).
+* ``note_id`` set and ``html`` None: the content is unchanged, only attach
+  it to the new ``targets``. A note the CRM no longer has cannot be created
+  again without its content: answer ``failed`` with ``note_id`` None, and the
+  pipeline sends it whole next time.
 
 The answer is one ``NoteResult`` per ``NoteWrite``, in order. A note the CRM
 no longer has (deleted by a person) is created again and reported

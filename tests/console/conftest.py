@@ -1,7 +1,7 @@
 """The console's tests: the browser fixtures (tests/fixtures/browser.py), and their markers.
 
 A test using a fixture that starts Chromium or the console process is an
-end-to-end one (``e2e``, ``slow``), as ``tests/conftest.py`` marks the
+end-to-end one (``e2e``, ``browser``, ``slow``), as ``tests/conftest.py`` marks the
 service's process fixtures.
 """
 
@@ -14,4 +14,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if set(getattr(item, "fixturenames", ())) & BROWSER_FIXTURES:
             item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.browser)
             item.add_marker(pytest.mark.slow)

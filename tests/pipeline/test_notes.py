@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import update
 
-from connectors.base import Connector, TransientError
+from connectors.base import Connector, PermanentError, TransientError
 from connectors.notes import NotesUnsupported
 from tests.fixtures.memory_crm import (
     ACCOUNT,
@@ -283,3 +283,83 @@ def test_a_connector_that_writes_notes_but_cannot_look_one_up_is_refused(make_me
 
     assert report.notes[0].outcome == "failed" and "find_note" in report.notes[0].reason
     assert crm.notes == {} and report.status is Status.PARTIAL
+
+
+# --------------------------------------------------------------------------- #
+# exactly once, the hard cases
+
+
+def test_a_note_found_after_a_crash_is_kept_though_the_next_call_is_refused(memory_crm: MemoryCRM, sf):
+    memory_crm.fail_next("notes", KeyboardInterrupt(), after_applying=1)  # created, then the worker dies
+    with pytest.raises(KeyboardInterrupt):
+        sf.process([linked()])
+    lapse_claims(sf.ledger)
+    memory_crm.fail_next("notes", PermanentError("400 bad request"))  # found, then its update refused
+
+    [refused] = sf.process([linked()])
+    [healed] = sf.process([linked()])
+
+    assert refused.notes[0].outcome == "failed" and len(memory_crm.notes) == 1
+    assert healed.notes[0].note_id == next(iter(memory_crm.notes)) and len(memory_crm.notes) == 1
+
+
+def test_an_answer_lost_then_a_refusal_never_makes_a_second_note(memory_crm: MemoryCRM, sf):
+    memory_crm.fail_next("notes", TransientError("connection reset"), after_applying=1)
+    memory_crm.fail_next("notes", PermanentError("400 bad request"))
+
+    sf.process([linked()])
+    sf.process([linked()])
+
+    assert len(memory_crm.notes) == 1
+
+
+def test_two_recordings_of_one_title_whose_answers_were_lost_keep_their_own_notes(memory_crm: MemoryCRM, sf):
+    memory_crm.fail_next("notes", TransientError("connection reset"), after_applying=2)
+
+    a, b = sf.process([recording("rec-a", [], opportunity=OPPORTUNITY, summary=[("Overview", "A's call")],
+                                 title="Discovery call"),
+                       recording("rec-b", [], opportunity=OPPORTUNITY, summary=[("Overview", "B's call")],
+                                 title="Discovery call")])
+
+    assert len(memory_crm.notes) == 2 and a.notes[0].note_id != b.notes[0].note_id
+    assert "A&#x27;s call" in memory_crm.notes[a.notes[0].note_id].html
+    assert "B&#x27;s call" in memory_crm.notes[b.notes[0].note_id].html
+
+
+def test_a_run_that_read_the_ledger_before_another_wrote_the_note_decides_again_under_its_claim(
+        memory_crm: MemoryCRM, sf, make_memory_pipeline):
+    other = make_memory_pipeline(memory_crm, notes=NOTES)  # the same ledger: another process
+    claim = sf.ledger.claim_note
+
+    def claim_after_the_other_run(*args, **kwargs):
+        if not memory_crm.notes:
+            other.process([linked()])  # writes and settles the note between our read and our claim
+        return claim(*args, **kwargs)
+
+    sf.ledger.claim_note = claim_after_the_other_run
+    [mine] = sf.process([linked()])
+
+    assert len(memory_crm.notes) == 1 and mine.notes[0].outcome == "unchanged"
+
+
+def test_a_note_deleted_while_its_content_stays_is_created_again_on_the_next_pass(memory_crm: MemoryCRM, sf):
+    [first] = sf.process([linked()])
+    memory_crm.delete_note(first.notes[0].note_id)
+
+    [links_only] = sf.process([linked(contacts=(CONTACT, CONTACT2))])  # content unchanged: not sent
+    [again] = sf.process([linked(contacts=(CONTACT, CONTACT2))])
+
+    assert links_only.notes[0].outcome == "failed"
+    assert again.notes[0].outcome == "created" and len(memory_crm.notes) == 1
+
+
+def test_a_connector_that_ignores_exclude_cannot_make_the_look_up_loop(memory_crm: MemoryCRM, sf):
+    sf.process([recording("rec-0", [], opportunity=OPPORTUNITY, summary=SUMMARY, title="Discovery call")])
+    find = memory_crm.find_note
+    memory_crm.find_note = lambda note, since, exclude=frozenset(): find(note, since)
+    memory_crm.fail_next("notes", TransientError("connection reset"), after_applying=1)
+
+    [report] = sf.process([linked()])
+
+    assert len(memory_crm.notes) == 2 and report.notes[0].outcome in ("created", "updated")
+    assert [r.kind for r in memory_crm.requests].count("find_note") <= 15

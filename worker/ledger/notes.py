@@ -6,12 +6,15 @@ stage (``worker.pipeline.notes``) reads them (:meth:`Notes.note_states`) to
 send nothing for a summary the CRM already holds, and writes them in two
 steps around the CRM call, as write intents do for fields:
 
-* :meth:`Notes.claim_note` just before a call that may create a note: it sets
-  ``intent_at`` and holds the note for this run (``claimed_until``, a task's
-  hard time limit), so that two runs (a ``writeback sync`` beside a worker)
-  never create it twice;
-* :meth:`Notes.settle_note` with the CRM's answer (intent and claim cleared),
-  or :meth:`Notes.release_note` when there is no answer to store.
+* :meth:`Notes.claim_note` holds the note for one run (``claimed_until``, a
+  task's hard time limit; ``claim_token``, whose claim) and gives its state
+  as it stands under the claim, so that two runs (a ``writeback sync``
+  beside a worker) never both decide to create it;
+* :meth:`Notes.mark_note_intent` just before each CRM call that may create
+  the note (``intent_at``; the claim renewed, or found lost);
+* :meth:`Notes.settle_note` with the CRM's answer (intent cleared, claim
+  released), or :meth:`Notes.release_note` when there is no answer to store:
+  the intent then stays, and only an answer ever clears it.
 
 An ``intent_at`` still set when a run claims the note belongs to a run that
 died between the CRM's answer and the ledger write (or never got the
@@ -24,12 +27,13 @@ before it creates one.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from worker.report import NoteOutcome, NoteReport
 
@@ -40,14 +44,6 @@ from .schema import Note, NoteAttempt, utcnow
 __all__ = ["NoteClaim", "NoteState", "Notes"]
 
 Target = tuple[str, str]  # (object, record id)
-
-
-@dataclass(frozen=True)
-class NoteClaim:
-    """A run's hold on a note (``Notes.claim_note``)."""
-
-    intent_at: datetime  # since when a create of this note may have happened unseen
-    pending: datetime | None  # an earlier run's intent whose answer was never stored
 
 
 @dataclass(frozen=True)
@@ -64,6 +60,14 @@ class NoteState:
     intent_at: datetime | None  # set: a call that may have created the note has no stored answer
 
 
+@dataclass(frozen=True)
+class NoteClaim:
+    """A run's hold on a note (``Notes.claim_note``): the state as it stands under the claim."""
+
+    token: str
+    state: NoteState | None  # None: the ledger knew nothing of this note
+
+
 class Notes(Database):
     """The notes the CRM holds for us, and each run's note outcomes."""
 
@@ -77,65 +81,84 @@ class Notes(Database):
             if not self._has_table(conn, Note.__tablename__):
                 return {}
             for ids in chunks(sorted({recording_id for recording_id, _ in wanted})):
-                stmt = select(*Note.__table__.c).where(Note.recording_id.in_(ids))
-                for row in conn.execute(stmt):
+                for row in conn.execute(select(*Note.__table__.c).where(Note.recording_id.in_(ids))):
                     if (row.recording_id, row.connection) in wanted:
-                        found[(row.recording_id, row.connection)] = NoteState(
-                            row.recording_id, row.connection, row.object, row.note_id, row.content_hash,
-                            _pairs(row.attached), _pairs(row.refused), row.intent_at)
+                        found[(row.recording_id, row.connection)] = _state(row)
         return found
 
     def claim_note(self, recording_id: str, connection: str, object: str, lease_s: float) -> NoteClaim | None:
-        """Take the note for one run, just before a call that may create it; None when another run
-        holds it (until its lease ends: a task's hard time limit, so a dead worker's claim lapses).
-
-        Sets ``intent_at`` when none is pending; one left by a run whose answer was never stored is
-        kept, and returned as ``pending``: the caller asks the CRM for that note before creating.
-        """
+        """Hold the note for one run (until ``lease_s`` from now: a task's hard time limit, so a dead
+        worker's claim lapses) and return its state as it stands under the claim; None when another
+        run holds it. Decide from this state, never from one read before: another run may have
+        written the note in between."""
         for value, name in ((recording_id, "recording_id"), (connection, "connection"), (object, "object")):
             check_str(value, name)
-        now = utcnow()
+        now, token = utcnow(), secrets.token_hex(16)
+        until = now + timedelta(seconds=lease_s)
         key = (Note.recording_id == recording_id, Note.connection == connection)
         with self._write("claiming a note") as conn:
-            row = conn.execute(select(Note.intent_at, Note.claimed_until).where(*key).with_for_update()).first()
+            row = conn.execute(select(*Note.__table__.c).where(*key).with_for_update()).first()
             if row is None:
                 inserted = conn.execute(
                     self._upsert(Note).values(recording_id=recording_id, connection=connection, object=object,
                                               note_id=None, content_hash=None, attached=[], refused=[],
-                                              intent_at=now, claimed_until=now + timedelta(seconds=lease_s),
+                                              intent_at=None, claimed_until=until, claim_token=token,
                                               updated_at=now)
                     .on_conflict_do_nothing(index_elements=[Note.recording_id, Note.connection]))
-                return NoteClaim(now, None) if inserted.rowcount else None
+                return NoteClaim(token, None) if inserted.rowcount else None
             if row.claimed_until is not None and row.claimed_until > now:
                 return None
-            conn.execute(update(Note).where(*key).values(
-                intent_at=row.intent_at or now, claimed_until=now + timedelta(seconds=lease_s), updated_at=now))
-            return NoteClaim(row.intent_at or now, row.intent_at)
+            conn.execute(update(Note).where(*key).values(claimed_until=until, claim_token=token, updated_at=now))
+            return NoteClaim(token, _state(row))
 
-    def settle_note(self, recording_id: str, connection: str, object: str, note_id: str | None,
-                    content_hash: str | None, attached: Iterable[Target], refused: Iterable[Target] = ()) -> None:
-        """Store what the CRM holds now (``note_id`` None: it holds no note of ours), clear the intent
-        and release the claim; ``refused``: the targets the CRM would not attach it to."""
+    def mark_note_intent(self, recording_id: str, connection: str, token: str, lease_s: float) -> bool:
+        """Just before a CRM call that may create the note: record the intent (an earlier one is kept:
+        it is older) and renew the claim. False when the claim was lost (it lapsed and another run
+        took the note): send nothing then."""
+        now = utcnow()
+        stmt = (update(Note)
+                .where(Note.recording_id == recording_id, Note.connection == connection, Note.claim_token == token)
+                .values(intent_at=func.coalesce(Note.intent_at, now),
+                        claimed_until=now + timedelta(seconds=lease_s), updated_at=now))
+        with self._write("recording a note intent") as conn:
+            return bool(conn.execute(stmt).rowcount)
+
+    def adopt_note(self, recording_id: str, connection: str, note_id: str) -> None:
+        """A lookup found the note a lost answer had created: keep its id at once (content and links
+        unknown, the intent kept until the CRM's answer to the next call is stored)."""
+        stmt = (update(Note).where(Note.recording_id == recording_id, Note.connection == connection)
+                .values(note_id=note_id, content_hash=None, attached=[], updated_at=utcnow()))
+        with self._write("recording a found note") as conn:
+            conn.execute(stmt)
+
+    def settle_note(self, recording_id: str, connection: str, object: str, note_id: str,
+                    content_hash: str | None, attached: Iterable[Target], refused: Iterable[Target] = (),
+                    token: str | None = None) -> None:
+        """Store what the CRM answered (the note, its content's hash, its targets) and clear the intent;
+        the claim ``token`` holds is released (another run's, taken after ours lapsed, stays)."""
         for value, name in ((recording_id, "recording_id"), (connection, "connection"), (object, "object")):
             check_str(value, name)
         now = utcnow()
         values = {"object": object, "note_id": note_id, "content_hash": content_hash,
-                  "attached": _rows(attached), "refused": _rows(refused), "intent_at": None,
-                  "claimed_until": None, "updated_at": now}
+                  "attached": _rows(attached), "refused": _rows(refused), "intent_at": None, "updated_at": now}
         stmt = self._upsert(Note).values(recording_id=recording_id, connection=connection, **values)
         stmt = stmt.on_conflict_do_update(index_elements=[Note.recording_id, Note.connection], set_=values)
         with self._write("recording a note") as conn:
             conn.execute(stmt)
+            if token is not None:
+                conn.execute(self._release(recording_id, connection, token))
 
-    def release_note(self, recording_id: str, connection: str, *, created_nothing: bool) -> None:
-        """Release a claim without an answer to store. ``created_nothing``: the CRM refused the call as
-        a whole, so the intent is cleared; otherwise it stays, and the next run looks the note up."""
-        values: dict[str, Any] = {"claimed_until": None, "updated_at": utcnow()}
-        if created_nothing:
-            values["intent_at"] = None
-        stmt = update(Note).where(Note.recording_id == recording_id, Note.connection == connection).values(**values)
+    def release_note(self, recording_id: str, connection: str, token: str) -> None:
+        """Release a claim without an answer to store; an intent stays, and the next run looks the note
+        up before creating one."""
         with self._write("releasing a note") as conn:
-            conn.execute(stmt)
+            conn.execute(self._release(recording_id, connection, token))
+
+    @staticmethod
+    def _release(recording_id: str, connection: str, token: str) -> Any:
+        return (update(Note)
+                .where(Note.recording_id == recording_id, Note.connection == connection, Note.claim_token == token)
+                .values(claimed_until=None, claim_token=None))
 
     def note_owner(self, connection: str, note_id: str) -> str | None:
         """The recording whose note ``note_id`` is on ``connection``, per the ledger (None: nobody's)."""
@@ -174,6 +197,11 @@ class Notes(Database):
                     tuple((str(obj), str(record_id)) for obj, record_id in row.attached or ()),
                     NoteOutcome(row.outcome), row.reason))
         return by_run
+
+
+def _state(row: Any) -> NoteState:
+    return NoteState(row.recording_id, row.connection, row.object, row.note_id, row.content_hash,
+                     _pairs(row.attached), _pairs(row.refused), row.intent_at)
 
 
 def _pairs(stored: Any) -> frozenset[Target]:

@@ -294,6 +294,7 @@ class Note(Base):
     intent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # A run writing the note holds it until then (a task's hard time limit): a second run waits.
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claim_token: Mapped[str | None] = mapped_column(String(32))  # whose claim it is
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_notes_note_id", "connection", "note_id"),)

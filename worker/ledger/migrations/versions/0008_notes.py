@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("refused", _json, nullable=True),
         sa.Column("intent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("claim_token", sa.String(length=32), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("recording_id", "connection", name=op.f("pk_notes")),
     )
