@@ -7,7 +7,7 @@ import json
 import pytest
 
 from simulators.siro import SiroState
-from tests.fixtures.cli import SF_SECRET_VAR, run
+from tests.fixtures.cli import SF_SECRET_VAR, run, salesforce_config
 
 pytestmark = pytest.mark.e2e  # every test runs `writeback` as a subprocess
 
@@ -135,6 +135,17 @@ def test_check_validates_siro_and_each_crm(cli_env, salesforce_ids):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "siro" in result.stdout and "Opportunity" in result.stdout
     assert "FAIL" not in result.stdout
+
+
+def test_check_says_where_summary_notes_go(cli_env, salesforce_server, tmp_path):
+    config = tmp_path / "notes.toml"
+    config.write_text(salesforce_config(salesforce_server.url, fields='[connections.notes]\nenabled = true\n'
+                                        'attach_to = ["opportunity", "contacts"]\n'))
+
+    result = run("check", env={**cli_env, "WRITEBACK_CONFIG": str(config)})
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "sf: summary notes as ContentNote on opportunity (Opportunity), contacts (Contact)" in result.stdout
 
 
 def test_check_exits_2_when_the_crm_rejects_the_token(cli_env, salesforce_state, salesforce_ids):

@@ -22,7 +22,7 @@ from worker.console.operations import Operations
 from worker.errors import ConfigError
 from worker.ledger.rows import ProposalRow
 from worker.logs import redaction_for
-from worker.report import FieldReport, Outcome, Status
+from worker.report import FieldReport, NoteOutcome, NoteReport, Outcome, Status
 from worker.runtime import Runtime
 from worker.settings import load_settings
 
@@ -268,3 +268,17 @@ def test_approve_and_reject_from_the_review_page(console):
     again = console.post("/review/decide", data={"csrf": csrf, "proposal_id": reject_id, "decision": "approve"})
     assert again.status_code == 409 and f"not pending: {reject_id} (rejected)" in again.text
     assert console.ledger.runs("rec-r")[0].trigger == "review"
+
+
+def test_a_recordings_summary_note_shows_on_its_page_and_in_the_run_list(console):
+    sign_in(console)
+    run_id = add_run(console.ledger, "rec-note", [line("amount", "42000")])
+    console.ledger.record_notes(run_id, "rec-note", [NoteReport("hs", "notes", "9001", (("deals", "D1"),),
+                                                                NoteOutcome.CREATED)])
+
+    page = console.get("/recording", params={"id": "rec-note"}).text
+    runs = console.get("/runs").text
+
+    assert re.search(r"summary note\s*<span class=\"outcome o-created\">created</span>\s*notes 9001\s*on deals D1",
+                     page)
+    assert '<span class="count o-created">created</span>' in runs

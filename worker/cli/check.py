@@ -111,7 +111,23 @@ def check_connection(pool: ConnectorPool, connection: ConnectionConfig) -> list[
             continue
         writable = sum(1 for f in schema.fields.values() if f.writable)
         findings.append(Finding(OK, name, f"{object_name} ({len(schema.fields)} fields, {writable} writable)"))
-    return findings + _rule_findings(pool, connection, connector)
+    return findings + _rule_findings(pool, connection, connector) + _notes_findings(connection, connector)
+
+
+def _notes_findings(connection: ConnectionConfig, connector: Connector) -> list[Finding]:
+    """Whether the summary notes the config asks for can be written (``[connections.notes]``)."""
+    notes, name = connection.notes, connection.display_name
+    if not notes.enabled:
+        return []
+    if not connector.notes_supported:
+        return [Finding(WARN, name, f"notes are enabled but connector {connector.name!r} does not write "
+                                    "notes: they will be unsupported")]
+    slots = [slot for slot in notes.attach_to if slot in connector.note_targets]
+    if not slots:
+        return [Finding(WARN, name, f"notes are enabled but none of attach_to ({', '.join(notes.attach_to)}) "
+                                    f"can take a {connector.note_object}")]
+    on = ", ".join(f"{slot} ({connector.note_targets[slot]})" for slot in slots)
+    return [Finding(OK, name, f"summary notes as {connector.note_object} on {on}")]
 
 
 def _rule_findings(pool: ConnectorPool, connection: ConnectionConfig, connector: Connector) -> list[Finding]:
