@@ -48,6 +48,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from connectors.base import GATE_KINDS
+
 __all__ = [
     "CONTENT_TYPE_LATEST", "CRM_KINDS", "LedgerCollector", "MULTIPROC_ENV", "crm_request", "exposition",
     "multiprocess_dir", "recorded", "registry", "siro_request", "task_seconds", "use_multiprocess_dir",
@@ -56,7 +58,7 @@ __all__ = [
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: What a CRM request was for (``Gate.observe_response``); anything else counts as ``other``.
-CRM_KINDS = frozenset({"auth", "schema", "read", "write", "other"})
+CRM_KINDS = frozenset(GATE_KINDS)
 NONE = "none"  # the label value of a connection or object a report line does not name
 
 FIELD_OUTCOMES = Counter(
