@@ -17,13 +17,6 @@ from worker.report import FieldReport, Outcome
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
 
-@pytest.fixture
-def ledger(database_url: str):
-    ledger = Ledger.open(database_url)
-    yield ledger
-    ledger.close()
-
-
 # --------------------------------------------------------------------------- #
 # migration
 

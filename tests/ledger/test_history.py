@@ -18,13 +18,6 @@ OPP = "0065g000000DuAdAAK"
 OTHER_OPP = "0065g000000DuAeAAK"
 
 
-@pytest.fixture
-def ledger(database_url: str):
-    ledger = Ledger.open(database_url)
-    yield ledger
-    ledger.close()
-
-
 def line(field: str | None, value: Any, outcome: str = "written", *, record_id: str | None = OPP,
          object: str | None = "Opportunity", connection: str | None = SF, previous: Any = None,
          reason: str | None = None) -> FieldReport:

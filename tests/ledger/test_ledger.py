@@ -29,13 +29,6 @@ from worker.report import FieldReport, Outcome, Status
 CONN = "salesforce-main"
 
 
-@pytest.fixture
-def ledger(database_url: str):
-    ledger = Ledger.open(database_url)
-    yield ledger
-    ledger.close()
-
-
 def row(field: str, value: Any, outcome: str = "written", *, record_id: str | None = "006A",
         object: str | None = "Opportunity", connection: str = CONN, previous: Any = None,
         reason: str | None = None, extraction: str | None = None) -> FieldReport:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import update
 
 from worker.ledger import Ledger
@@ -10,13 +9,6 @@ from worker.ledger.schema import Note
 
 SF = "salesforce-main"
 OPP = ("Opportunity", "0065g000000DuAdAAK")
-
-
-@pytest.fixture
-def ledger(database_url: str):
-    ledger = Ledger.open(database_url)
-    yield ledger
-    ledger.close()
 
 
 def lapse(ledger: Ledger) -> None:

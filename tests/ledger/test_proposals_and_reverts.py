@@ -25,13 +25,6 @@ SF, OPP = "sf", "0065g00000OppAAAA1"
 DAY1, DAY2, DAY3 = (datetime(2026, 11, day, 9, tzinfo=UTC) for day in (1, 2, 3))
 
 
-@pytest.fixture
-def ledger(database_url: str):
-    ledger = Ledger.open(database_url)
-    yield ledger
-    ledger.close()
-
-
 def proposal(recording: str = "rec-1", value: Any = 18750, *, field: str = "Amount", recorded_at: datetime = DAY1,
              version: datetime = DAY1) -> ProposalRow:
     return ProposalRow(SF, "Opportunity", OPP, field, value, 12500, recording, "Deal size", version, recorded_at)

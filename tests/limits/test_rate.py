@@ -23,6 +23,7 @@ from connectors.base import NO_GATE, Connector, RecordWrite, TransientError
 from connectors.hubspot import HubSpotConnector
 from connectors.salesforce import SalesforceConnector
 from simulators.server import free_port
+from tests.limits.test_limiters import most_in_window
 from worker.errors import ConfigError
 from worker.limits.rate import (
     DAILY_RETRY_AFTER_S,
@@ -130,17 +131,6 @@ def run_together(code: str, args: list[list[str]], client: Any) -> list[Any]:
             if child.poll() is None:
                 child.kill()
                 child.wait()
-
-
-def most_in_window(stamps: list[float], window: float) -> int:
-    """The most timestamps in any closed interval of length ``window``."""
-    stamps = sorted(stamps)
-    best, start = 0, 0
-    for end, stamp in enumerate(stamps):
-        while stamp - stamps[start] > window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 # ----------------------------------------------------------------- rate limiter, across processes

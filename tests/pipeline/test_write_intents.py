@@ -33,13 +33,6 @@ from worker.siro.models import Recording
 CONN = "salesforce-main"
 
 
-@pytest.fixture
-def ledger(database_url: str):
-    ledger = Ledger.open(database_url)
-    yield ledger
-    ledger.close()
-
-
 def intent(field: str, value: Any, *, record_id: str = "006A", object: str = "Opportunity",
            connection: str = CONN, recording: str = "rec-1") -> IntentRow:
     return IntentRow(connection, object, record_id, field, value, recording)

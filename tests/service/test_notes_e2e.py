@@ -20,6 +20,7 @@ from simulators.salesforce.notes import note_html, note_links
 from simulators.salesforce.seed import SeededIds
 from tests.fixtures.processes import wait_for
 from tests.fixtures.service import CONNECTION_ID, World, hubspot_connection, post
+from worker.service import dedupe
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # real Celery workers and the webhook app
 
@@ -103,7 +104,7 @@ def deliver(world: World, url: str, recording_id: str, runs: int, event: str = "
     """Siro's webhook for the recording, once the dedupe window of the last one has passed; the
     note lines of the run it led to."""
     store = redis.Redis.from_url(world.processes.env["WRITEBACK_BROKER_URL"])
-    stale = store.keys("writeback:webhook:*")  # Siro's payload carries no version: the same body
+    stale = store.keys(f"{dedupe.PREFIX}*")  # Siro's payload carries no version: the same body
     if stale:                                  # for a changed recording, ten minutes later
         store.delete(*stale)
     answer = post(url, world.siro.webhook_payload(recording_id, event))

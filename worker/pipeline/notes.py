@@ -34,7 +34,6 @@ from worker.errors import (
     Reason,
     SoftTimeLimit,
     TransientError,
-    WritebackError,
 )
 from worker.ledger.notes import NoteState
 from worker.limits.backoff import RetryPolicy
@@ -60,6 +59,7 @@ class NoteJob:
 
     index: int  # the recording's place in the batch
     connection: ConnectionConfig
+    note_object: str  # the CRM's name of a note, for the report
     write: NoteWrite
     content_hash: str
     full_html: str = ""  # the body, also when ``write.html`` is None (content unchanged)
@@ -71,7 +71,7 @@ class NoteJob:
     def decide(self, outcome: NoteOutcome, reason: str | None = None, note_id: str | None = None,
                attached: frozenset[NoteTarget] | None = None) -> None:
         targets = self.write.attached if attached is None else attached
-        self.report = NoteReport(self.connection.display_name, None, note_id or self.write.note_id,
+        self.report = NoteReport(self.connection.display_name, self.note_object, note_id or self.write.note_id,
                                  tuple((t.object, t.record_id) for t in sorted(targets)), outcome, reason)
 
 
@@ -115,7 +115,7 @@ class NoteStage:
                             job.decide(NoteOutcome.FAILED, f"{what}: {type(exc).__name__}: {exc}")
             for job in batch:
                 assert job.report is not None
-                lines[job.index].append(replace(job.report, object=self._note_object(job.connection)))
+                lines[job.index].append(job.report)
                 if job.transient:
                     transient.add(job.index)
         return lines, transient
@@ -156,7 +156,7 @@ class NoteStage:
         content_hash = hashlib.sha256(f"{title}\0{html}".encode()).hexdigest()
         moment = recording.created_at or recording.updated_at or datetime.now(UTC)
         write = NoteWrite(recording.id, title, html, moment.astimezone(UTC), targets)
-        return NoteJob(index, connection, write, content_hash, full_html=html)
+        return NoteJob(index, connection, connector.note_object, write, content_hash, full_html=html)
 
     def _settle(self, batch: list[NoteJob], *, dry_run: bool, force: bool) -> None:
         """Decide each job against the ledger; send what must be sent (``note_sender``)."""
@@ -173,12 +173,6 @@ class NoteStage:
             sender = NoteSender(self.connectors.get(connection), self.ledger, self.retry,
                                 self.config.worker.time_limit_s)
             sender.send(batch, lambda job, state: _decide(job, state, force))
-
-    def _note_object(self, connection: ConnectionConfig) -> str | None:
-        try:
-            return self.connectors.get(connection).note_object
-        except WritebackError:
-            return None
 
 
 def _decide(job: NoteJob, state: NoteState | None, force: bool) -> bool:

@@ -27,11 +27,13 @@ from typing import Any
 from worker.errors import Unavailable
 from worker.limits.store import BackendError, MemoryStore, Store
 
-__all__ = ["PENDING", "Dedupe", "DedupeUnavailable"]
+__all__ = ["PENDING", "PREFIX", "Dedupe", "DedupeUnavailable"]
 
 # The value of a claimed key whose enqueue has not finished yet. Celery task
 # ids are UUIDs, so this can never be mistaken for one.
 PENDING = "\x00pending"
+#: Where the events live in the store: ``writeback:webhook:<sha256 of the body>``.
+PREFIX = "writeback:webhook:"
 
 
 class DedupeUnavailable(Unavailable):
@@ -47,7 +49,7 @@ class Dedupe:
     sender's request open.
     """
 
-    def __init__(self, store: Store | None = None, prefix: str = "writeback:webhook:") -> None:
+    def __init__(self, store: Store | None = None, prefix: str = PREFIX) -> None:
         self.backend: Store = store if store is not None else MemoryStore()
         self.prefix = prefix
 
